@@ -1,0 +1,206 @@
+"""The in-pixel binary CNN encoder (Bose et al. 2019/2020, PixelRNN section 3.1) and the tiling of
+its 16 feature maps into one image.
+
+Per frame and per layer l:
+    b   = psi(x - theta_in)            input binarisation (layer 1 only; theta_in optional, learned)
+    c   = W_l * b                      16 kernels 5x5, zero padding 2, no bias (cross-correlation)
+    p   = maxpool_4x4(relu(c))
+    q   = psi(p + n - theta_l)         n ~ N(0, sigma_cnn^2) in training: analog noise
+    out = tile(q)                      16 maps of 16x16 -> one 64x64 image
+psi is sign in the binary model and tanh in the full-precision variant. A second layer convolves
+the tiled 64x64 image as one channel. On SCAMP-5 each of the 16 processing elements of a 4x4
+macropixel computes one channel, so the tiling is where the data already lies on the chip.
+"""
+
+import math
+
+from pixelrnn_tf import quantizers
+from pixelrnn_tf._keras import tf
+from pixelrnn_tf.noise import add_analog_noise, check_stddev
+from pixelrnn_tf.shapes import check_clip_shape
+
+ANALOG_BITS = 8  # SCAMP-5 analog registers hold about 8 bits of signal
+FLOAT_BITS = 32
+
+
+def tile_channels(maps, grid):
+    """(B, h, w, grid*grid) -> (B, grid*h, grid*w, 1), column-major: channel k fills tile row
+    k mod grid, tile column k div grid, i.e. pixel (Y, X) = maps[Y mod h, X mod w,
+    grid*(X div w) + (Y div h)]."""
+    shape = tf.shape(maps)
+    b, h, w = shape[0], shape[1], shape[2]
+    # Split channel k = grid * tile_col + tile_row.
+    x = tf.reshape(maps, [b, h, w, grid, grid])  # (B, y, x, tile_col, tile_row)
+    x = tf.transpose(x, [0, 4, 1, 3, 2])  # (B, tile_row, y, tile_col, x)
+    return tf.reshape(x, [b, grid * h, grid * w, 1])
+
+
+def untile_channels(image, grid):
+    """Inverse of tile_channels: (B, grid*h, grid*w, 1) -> (B, h, w, grid*grid)."""
+    shape = tf.shape(image)
+    b, hh, ww = shape[0], shape[1], shape[2]
+    h, w = hh // grid, ww // grid
+    x = tf.reshape(image, [b, grid, h, grid, w])  # (B, tile_row, y, tile_col, x)
+    x = tf.transpose(x, [0, 2, 4, 3, 1])  # (B, y, x, tile_col, tile_row)
+    return tf.reshape(x, [b, h, w, grid * grid])
+
+
+@tf.keras.utils.register_keras_serializable(package="pixelrnn_tf")
+class InPixelCNN(tf.keras.layers.Layer):
+    """The binary CNN that runs on the sensor, applied to every frame of a clip.
+
+    Input clips (batch, T, H, W, 1); output (batch, T, H, W, 1): per frame, the tiled binary
+    feature image. With `binary=False` the kernels are real-valued, the input is not binarised
+    and psi = tanh (the full-precision baseline of the paper).
+
+    Args:
+        num_layers: 1 or 2 CNN layers.
+        filters: kernels per layer; must equal pool_size**2 so the pooled maps tile back to H x W.
+        kernel_size: 5 on SCAMP-5.
+        pool_size: max-pool window (4: one value per 4x4 macropixel).
+        binary: binary weights and activations (True) or full precision.
+        kernel_quantizer, activation_quantizer: quantizer names or instances (binary only).
+        zero_point: learn a zero-point zeta per kernel tensor, w = q(w~ - zeta).
+        learned_input_threshold: binarise the input at a learned threshold instead of 0.
+        threshold_init: initial value of each layer's threshold theta_l (model units: counts).
+        noise_stddev: std of the Gaussian noise added before each threshold.
+        noise_at_inference: keep that noise on outside training.
+    """
+
+    def __init__(
+        self,
+        num_layers=1,
+        filters=16,
+        kernel_size=5,
+        pool_size=4,
+        binary=True,
+        kernel_quantizer="tanh_sign",
+        activation_quantizer="tanh_sign",
+        zero_point=False,
+        learned_input_threshold=False,
+        threshold_init=0.5,
+        noise_stddev=0.0,
+        noise_at_inference=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_layers not in (1, 2):
+            raise ValueError(f"InPixelCNN: num_layers must be 1 or 2, got {num_layers}.")
+        if filters != pool_size**2:
+            raise ValueError(
+                f"InPixelCNN: filters ({filters}) must equal pool_size**2 ({pool_size**2}) so that "
+                "the pooled maps tile back into one image of the input size."
+            )
+        self.num_layers = int(num_layers)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.pool_size = int(pool_size)
+        self.grid = int(math.isqrt(filters))
+        self.binary = bool(binary)
+        self.kernel_quantizer = quantizers.get(kernel_quantizer) if binary else None
+        self.activation_quantizer = quantizers.get(activation_quantizer) if binary else None
+        self.zero_point = bool(zero_point)
+        self.learned_input_threshold = bool(learned_input_threshold)
+        self.threshold_init = float(threshold_init)
+        self.noise_stddev = check_stddev("InPixelCNN noise_stddev", noise_stddev)
+        self.noise_at_inference = bool(noise_at_inference)
+
+    def build(self, input_shape):
+        _, _, height, width, channels = input_shape
+        if height is not None and height % self.pool_size:
+            raise ValueError(f"InPixelCNN: frame height {height} is not a multiple of pool_size {self.pool_size}.")
+        constraint = "weight_clip" if self.binary else None
+        self.kernels, self.zero_points, self.thresholds = [], [], []
+        in_channels = channels or 1
+        for layer in range(self.num_layers):
+            self.kernels.append(
+                self.add_weight(
+                    name=f"kernel_{layer + 1}",
+                    shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
+                    initializer=tf.keras.initializers.RandomUniform(-1.0, 1.0) if self.binary else "glorot_uniform",
+                    constraint=tf.keras.constraints.get(constraint) if constraint else None,
+                )
+            )
+            self.zero_points.append(
+                self.add_weight(name=f"zero_point_{layer + 1}", shape=(), initializer="zeros")
+                if self.binary and self.zero_point
+                else None
+            )
+            self.thresholds.append(
+                self.add_weight(
+                    name=f"threshold_{layer + 1}",
+                    shape=(),
+                    initializer=tf.keras.initializers.Constant(self.threshold_init),
+                )
+            )
+            in_channels = 1  # the next layer convolves the tiled image as one channel
+        self.input_threshold = (
+            self.add_weight(name="input_threshold", shape=(), initializer="zeros")
+            if self.learned_input_threshold
+            else None
+        )
+        super().build(input_shape)
+
+    def binary_kernel(self, layer):
+        """The kernel of `layer` (0-based) as the sensor uses it: +-1 (binary) or real."""
+        return quantizers.quantize_weight(self.kernels[layer], self.kernel_quantizer, self.zero_points[layer])
+
+    def _psi(self, x):
+        return self.activation_quantizer(x) if self.binary else tf.tanh(x)
+
+    def frame_stages(self, frames, training=False):
+        """Every intermediate of the CNN for a batch of frames (N, H, W, 1), as a list with one
+        dict per layer: input (b), conv (c), pooled (p), thresholded (q, untiled) and tiled."""
+        stages = []
+        x = frames
+        for layer in range(self.num_layers):
+            if layer == 0 and self.binary:
+                x = self._psi(x - self.input_threshold if self.input_threshold is not None else x)
+            conv = tf.nn.conv2d(x, self.binary_kernel(layer), strides=1, padding="SAME")
+            pooled = tf.nn.max_pool2d(tf.nn.relu(conv), self.pool_size, self.pool_size, "VALID")
+            noisy = add_analog_noise(pooled, self.noise_stddev, training, self.noise_at_inference)
+            thresholded = self._psi(noisy - self.thresholds[layer])
+            tiled = tile_channels(thresholded, self.grid)
+            stages.append(dict(input=x, conv=conv, pooled=pooled, thresholded=thresholded, tiled=tiled))
+            x = tiled
+        return stages
+
+    def call(self, clips, training=None):
+        check_clip_shape(clips.shape, clips.shape[2], clips.shape[3], 1, 1)
+        shape = tf.shape(clips)
+        frames = tf.reshape(clips, tf.concat([[-1], shape[2:]], axis=0))
+        tiled = self.frame_stages(frames, training=bool(training))[-1]["tiled"]
+        return tf.reshape(tiled, shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    # Accounting (see pixelrnn_tf.accounting).
+    def in_pixel_parameters(self):
+        """Kernel entries plus one threshold per layer (plus the input threshold if learned)."""
+        count = 0
+        for layer in range(self.num_layers):
+            in_channels = self.kernels[layer].shape[2] if self.built else 1
+            count += self.kernel_size**2 * in_channels * self.filters + 1
+        return count + (1 if self.learned_input_threshold else 0)
+
+    def transient_bits_per_pixel(self):
+        """Per 4x4 macropixel: the 16 conv outputs held before pooling, one per PE."""
+        return self.filters * (ANALOG_BITS if self.binary else FLOAT_BITS)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_layers": self.num_layers,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "pool_size": self.pool_size,
+            "binary": self.binary,
+            "kernel_quantizer": quantizers.serialize(self.kernel_quantizer),
+            "activation_quantizer": quantizers.serialize(self.activation_quantizer),
+            "zero_point": self.zero_point,
+            "learned_input_threshold": self.learned_input_threshold,
+            "threshold_init": self.threshold_init,
+            "noise_stddev": self.noise_stddev,
+            "noise_at_inference": self.noise_at_inference,
+        }

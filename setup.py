@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="pixelrnn-tf",
+    version="0.1.0",
+    description="Design, train, emulate and deploy in-pixel neural networks for focal-plane sensor-processors",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["pixelrnn_tf*", "sensor*", "training*", "export*"]),
+    package_data={"training": ["data/*.json", "configs/*.json"]},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "larq==0.14.0",
+        "numpy>=1.26,<2",  # larq 0.14 does not work with numpy 2
+        "tensorflow-datasets==4.9.10",
+        "typer==0.29.2",
+        "matplotlib==3.11.2",
+    ],
+    extras_require={"test": ["pytest==9.2.0"]},
+    entry_points={"console_scripts": ["pixelrnn=pixelrnn_tf.cli:main"]},
+)
