@@ -45,7 +45,8 @@ def build_model(config=None, **overrides):
     >>> model = build_model(arch="pixelrnn", cnn_layers=1, num_classes=9)
     """
     config = ModelConfig.from_any(config, **overrides)
-    clips = tf.keras.Input((config.frames, config.height, config.width, 1), name="clips")
+    # T is left open: any clip length that is a multiple of K runs (logits average over windows).
+    clips = tf.keras.Input((None, config.height, config.width, 1), name="clips")
     x = clips
     if config.has_cnn:
         x = InPixelCNN(
