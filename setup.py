@@ -15,6 +15,10 @@ setup(
         "larq==0.14.0",
         "numpy>=1.26,<2",  # larq 0.14 does not work with numpy 2
         "tensorflow-datasets==4.9.10",
+        # tensorflow-datasets 4.9.10 imports importlib_resources when it prepares a data set but
+        # declares it only for Python < 3.9 (tensorflow/datasets#11212).
+        "importlib_resources==7.1.0",
+        "tensorboard==2.21.0",  # the TensorBoard callback writes logs through it
         "typer==0.29.2",
         "matplotlib==3.11.2",
     ],
