@@ -379,6 +379,22 @@ class RawCameraCell(InPixelCell):
         return {**super().get_config(), "sensor_height": self.sensor_height, "sensor_width": self.sensor_width}
 
 
+@_register
+class CNNOnlyCell(InPixelCell):
+    """No recurrence: the readout is the CNN's output at the window's last frame, so the decoder
+    sees one frame's spatial features at the same bandwidth as PixelRNN. The control that shows
+    what the recurrent cell adds."""
+
+    def step(self, x, states, training):
+        return x, states
+
+    def state_bits_per_pixel(self):
+        return 0
+
+    def transient_bits_per_pixel(self):
+        return 1 if self.binary else FLOAT_BITS
+
+
 CELLS = {
     "pixelrnn": PixelRNNCell,
     "convlstm": ConvLSTMCell,
@@ -387,4 +403,5 @@ CELLS = {
     "srnn": SimpleRNNCell,
     "diff": DifferenceCameraCell,
     "raw": RawCameraCell,
+    "cnn": CNNOnlyCell,
 }

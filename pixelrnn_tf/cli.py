@@ -35,7 +35,7 @@ def user_errors(func):
     return wrapper
 
 
-ARCHS = ["pixelrnn", "convlstm", "convgru", "mgu", "srnn", "raw", "diff"]
+ARCHS = ["pixelrnn", "convlstm", "convgru", "mgu", "srnn", "cnn", "raw", "diff"]
 
 
 @app.command()
@@ -79,11 +79,82 @@ def format_account(figures):
     return "\n".join(lines)
 
 
+def format_metrics(metrics):
+    accuracy = metrics["accuracy"]
+    return "\n".join(
+        [
+            f"Model {metrics['model']}",
+            f"  test accuracy                  {accuracy['test']:.1%}  ({metrics['test_clips']} clips)",
+            f"  val / train accuracy           {accuracy['val']:.1%} / {accuracy['train']:.1%}",
+            f"  in-pixel parameters            {metrics['in_pixel_parameters']:,}",
+            f"  readout values per {metrics['window']} frames     {metrics['readout_values_per_window']:,}"
+            f"  ({metrics['bandwidth_reduction_vs_raw']:,.0f}x less than RAW)",
+            f"  memory per pixel               {metrics['memory_bits_per_pixel']} bits"
+            f"  (fits SCAMP-5: {'yes' if metrics['fits_scamp5'] else 'no'})",
+        ]
+    )
+
+
 @app.command()
 @user_errors
-def demo():
-    """The main job: build the default binary PixelRNN and show what it costs the sensor."""
-    summary(arch="pixelrnn", cnn_layers=1, float_=False, readout_pool=1, num_classes=9, as_json=False)
+def train(
+    config: Optional[str] = typer.Argument(
+        None, help="A bundled config name (see `pixelrnn configs`) or a JSON file. Default: the synthetic PixelRNN run."
+    ),
+    dataset: Optional[str] = typer.Option(None, help="synthetic_gestures, cambridge_hand_gesture or tulips1."),
+    manual_dir: Optional[str] = typer.Option(None, help="Folder holding a manually downloaded data set."),
+    epochs: Optional[int] = typer.Option(None, help="Override the config's number of epochs."),
+    out: str = typer.Option("runs/default", help="Run directory (resumes an interrupted run there)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed for weights and data order."),
+    strategy: Optional[str] = typer.Option(None, help="default, mirrored (all local devices) or multiworker (TF_CONFIG)."),
+):
+    """Train a model with model.fit and write a run directory (best.keras, metrics.json, plots)."""
+    from training.run_config import resolve
+    from training.train import train as run_training
+
+    run_config = resolve(config).replace(
+        data={"dataset": dataset, "manual_dir": manual_dir}, train={"epochs": epochs, "seed": seed, "strategy": strategy}
+    )
+    metrics = run_training(run_config, out)
+    typer.echo(format_metrics(metrics))
+    typer.echo(f"Run directory: {out}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train`."),
+    split: str = typer.Option("test", help="train, val or test."),
+    noise: bool = typer.Option(False, "--noise", help="Keep the trained analog noise on at inference."),
+    noise_stddev: Optional[float] = typer.Option(None, help="Inference noise std for all noise sources (implies --noise)."),
+    repeats: int = typer.Option(5, help="Repeats with noise on (mean and std are reported)."),
+):
+    """Reload a run's best model and print its accuracy (mean and std over repeats with noise)."""
+    from training.evaluate import evaluate as run_evaluation
+
+    result = run_evaluation(run_dir, split=split, noise=noise, noise_stddev=noise_stddev, repeats=repeats)
+    typer.echo(f"{'split':<8}{'noise':<8}{'repeats':<9}{'accuracy':<10}std")
+    typer.echo(
+        f"{result['split']:<8}{'on' if result['noise'] else 'off':<8}{result['repeats']:<9}"
+        f"{result['accuracy']:<10.1%}{result['std']:.1%}"
+    )
+
+
+@app.command()
+def configs():
+    """List the bundled run configs (paper settings for Cambridge and Tulips1, every baseline)."""
+    from training.run_config import bundled_configs, configs_dir
+
+    for name in bundled_configs():
+        description = json.loads((configs_dir() / f"{name}.json").read_text()).get("description", "")
+        typer.echo(f"{name:<32}{description}")
+
+
+@app.command()
+@user_errors
+def demo(out: str = typer.Option("runs/demo", help="Run directory.")):
+    """The main job: train the default binary PixelRNN on synthetic_gestures and report it."""
+    train(config=None, dataset=None, manual_dir=None, epochs=None, out=out, seed=None, strategy=None)
 
 
 def main(argv: Optional[list] = None):

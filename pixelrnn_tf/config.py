@@ -23,8 +23,9 @@ class ConfigError(ValueError):
 class ModelConfig:
     """Architecture and training-time options of an in-pixel model.
 
-    arch: pixelrnn, convlstm, convgru, mgu, srnn (recurrent cells on the binary CNN's output) or
-        raw, diff (conventional and difference cameras on the frames, no CNN).
+    arch: pixelrnn, convlstm, convgru, mgu, srnn (recurrent cells on the binary CNN's output),
+        cnn (the CNN alone, read out at the window's last frame) or raw, diff (conventional and
+        difference cameras on the frames, no CNN).
     cnn_layers: 1 or 2 binary CNN layers (ignored for raw and diff).
     binary: binary weights and activations in the pixel array (False: full precision).
     frames, window: clip length T and readout window K (state reset and readout every K frames).

@@ -187,3 +187,9 @@ def test_binary_cnn_matches_numpy_reference(num_layers, rng):
             Y, X = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
             x = q[Y % 16, X % 16, 4 * (X // 16) + Y // 16]
         np.testing.assert_array_equal(out[0, t, :, :, 0], x)
+
+
+def test_cnn_only_reads_the_last_frame_of_each_window(rng):
+    x = rng.standard_normal((1, 8, H, W, 1)).astype("float32")
+    out = InPixelRecurrence(cells.CNNOnlyCell(height=H, width=W), window=4)(x).numpy()
+    np.testing.assert_array_equal(out[0, :, :, :, 0], x[0, [3, 7], :, :, 0])
