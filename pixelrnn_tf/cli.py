@@ -140,6 +140,19 @@ def evaluate(
     )
 
 
+@app.command("import-torch")
+@user_errors
+def import_torch(
+    checkpoint: str = typer.Argument(..., help="The authors' PyTorch checkpoint (.pt, zip format)."),
+    out: str = typer.Option(..., "--out", help="Run directory to create."),
+    arch: str = typer.Option("auto", help="auto, pixelrnn or pixelrnn-noise (auto: by the checkpoint's keys)."),
+):
+    """Import the PixelRNN authors' PyTorch checkpoint as a run directory (no torch needed)."""
+    from pixelrnn_tf.torch_import import import_torch_command
+
+    typer.echo(import_torch_command(checkpoint, out, arch))
+
+
 @app.command()
 def configs():
     """List the bundled run configs (paper settings for Cambridge and Tulips1, every baseline)."""
