@@ -110,17 +110,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values):
         """Build from a mapping; unknown keys raise ConfigError naming the nearest known key."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = [key for key in values if key not in known]
-        if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, known, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ConfigError(
-                f"Unknown model config key(s): {', '.join(hints)}. Known keys: {', '.join(sorted(known))}."
-            )
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "model config")
 
     @classmethod
     def from_any(cls, config=None, **overrides):
@@ -135,6 +125,20 @@ class ModelConfig:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def dataclass_from_dict(cls, values, where):
+    """cls(**values), after checking that every key is a field of cls; a typo is named with the
+    nearest known key."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"Unknown {where} key(s): {', '.join(hints)}. Known keys: {', '.join(sorted(known))}.")
+    return cls(**values)
 
 
 def _choice(name, value, options):

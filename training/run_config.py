@@ -4,26 +4,13 @@ Every section rejects unknown keys and impossible values before any training sta
 """
 
 import dataclasses
-import difflib
 import json
 from pathlib import Path
 
-from pixelrnn_tf.config import ConfigError, ModelConfig
+from pixelrnn_tf.config import ConfigError, ModelConfig, dataclass_from_dict
 
 DATASETS = ("synthetic_gestures", "cambridge_hand_gesture", "tulips1")
 STRATEGIES = ("default", "mirrored", "multiworker")
-
-
-def _from_dict(cls, section, values):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k in values if k not in known]
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, known, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"Unknown key(s) in [{section}]: {', '.join(hints)}. Known: {', '.join(sorted(known))}.")
-    return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,8 +73,8 @@ class RunConfig:
             )
         return cls(
             model=ModelConfig.from_dict(values.get("model", {})),
-            data=_from_dict(DataConfig, "data", values.get("data", {})),
-            train=_from_dict(TrainConfig, "train", values.get("train", {})),
+            data=dataclass_from_dict(DataConfig, values.get("data", {}), "[data]"),
+            train=dataclass_from_dict(TrainConfig, values.get("train", {}), "[train]"),
         )
 
     @classmethod
