@@ -193,3 +193,22 @@ def test_cnn_only_reads_the_last_frame_of_each_window(rng):
     x = rng.standard_normal((1, 8, H, W, 1)).astype("float32")
     out = InPixelRecurrence(cells.CNNOnlyCell(height=H, width=W), window=4)(x).numpy()
     np.testing.assert_array_equal(out[0, :, :, :, 0], x[0, [3, 7], :, :, 0])
+
+
+def test_pixelrnn_contains_the_difference_camera(rng):
+    """With h reset to +1, w_f = delta and u_f = 0 give f_0 = x_0, so h_1 = x_0; with w_o = delta,
+    u_o = -delta and a ternary output, the readout of a K = 2 window is ternary(x_1 - x_0): the
+    difference camera. Ternary kernels express delta and 0 exactly. Checked against
+    DifferenceCameraCell and against the hand formula."""
+    delta = np.zeros((5, 5, 1, 1), "float32")
+    delta[2, 2] = 1.0
+    cell = cells.PixelRNNCell(height=H, width=W, kernel_quantizer="ste_ternary", output_threshold=0.5)
+    cell.build((None, H, W, 1))
+    for name, kernel in {"w_f": delta, "u_f": 0 * delta, "w_o": delta, "u_o": -delta}.items():
+        cell.latent_kernels[name].assign(kernel)
+    x = np_sign(rng.standard_normal((BATCH, 4, H, W, 1))).astype("float32")
+    readout = InPixelRecurrence(cell, window=2)(x).numpy()
+    expected = np.sign(x[:, 1::2] - x[:, 0::2])  # x in {-1, 1}: differences are 0 or +-2
+    np.testing.assert_array_equal(readout, expected)
+    difference = InPixelRecurrence(cells.DifferenceCameraCell(height=H, width=W, threshold=0.5), window=2)(x).numpy()
+    np.testing.assert_array_equal(readout[..., 0], difference[..., 1])
