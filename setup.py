@@ -21,7 +21,11 @@ setup(
         "tensorboard==2.21.0",  # the TensorBoard callback writes logs through it
         "typer==0.29.2",
         "matplotlib==3.11.2",
+        # The exporter checks its int8 decoder on the real TFLite Micro interpreter (only dev
+        # builds are published) and on LiteRT, the interpreter that replaces tf.lite.Interpreter.
+        "tflite-micro==0.dev20261023182759",
+        "ai-edge-litert==2.3.0",
     ],
     extras_require={"test": ["pytest==9.2.0"]},
-    entry_points={"console_scripts": ["pixelrnn=pixelrnn_tf.cli:main"]},
+    entry_points={"console_scripts": ["pixelrnn=pixelrnn_tf.cli:main", "pixelrnn-export=export.cli:main"]},
 )

@@ -238,3 +238,25 @@ def test_imported_run_directory_evaluates_like_a_trained_run(reference, dump, tm
     reloaded = pixelrnn_tf.load_model(run / "best.keras")
     predictions = np.argmax(reloaded.predict(decode_sign(dump["0_binarized_x"])[..., None], verbose=0), axis=-1)
     assert int(np.sum(predictions == dump["labels"])) == 9
+
+
+def _header_table(text, name):
+    """The rows of `static const int8_t NAME[16][25] = {...};` in a C header, as a (16, 25) array."""
+    body = re.search(rf"{name}\[16\]\[25\] = \{{(.*?)\}};", text, re.S).group(1)
+    return np.array([[int(v) for v in row.split(",")] for row in re.findall(r"\{([-\d,\s]+)\}", body)])
+
+
+def test_exported_sensor_tables_equal_the_authors_table(model, weight_table, tmp_path):
+    """Export the imported model's sensor half and compare the C header the sensor program loads
+    with the authors' own table, block for block, in their slot order."""
+    from export import export_model
+
+    export_model(model, tmp_path / "export", splits=("sensor",), input_white=10)
+    header = (tmp_path / "export" / "sensor" / "weights.h").read_text()
+    cnn = _header_table(header, "pixelrnn_cnn1_kernels")
+    np.testing.assert_array_equal(cnn, np.stack(weight_table["cnn_model.conv1.weight"]))
+    rnn = _header_table(header, "pixelrnn_rnn_kernels")
+    authors = [weight_table[key][0] for key in weight_table if key.startswith("rnn_model.")]  # w_f, u_f, w_o, u_o
+    np.testing.assert_array_equal(rnn[[5, 6, 9, 10]], np.stack(authors))
+    assert not rnn[[s for s in range(16) if s not in (5, 6, 9, 10)]].any()
+    assert "#define PIXELRNN_CNN1_THRESHOLD 1" in header  # round(0.1405 * 10)
