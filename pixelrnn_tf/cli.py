@@ -140,6 +140,57 @@ def evaluate(
     )
 
 
+def _sensor_call(function, **kwargs):
+    """Run a sensor/ command body; its ValueErrors are mistakes in the arguments or the run."""
+    try:
+        return function(echo=typer.echo, **kwargs)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+@app.command()
+@user_errors
+def emulate(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train` (or import-torch)."),
+    noise: str = typer.Option("none", help="none, scamp5 (the calibrated preset) or a JSON noise-model file."),
+    split: str = typer.Option("test", help="train, val or test."),
+    repeats: int = typer.Option(1, help="Repeats with different noise seeds (mean and std are reported)."),
+    trace: Optional[str] = typer.Option(None, help="Folder for the program listing, per-stage costs and register-plane PNGs."),
+    input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
+    seed: int = typer.Option(0, help="Noise seed."),
+    max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips of the split."),
+):
+    """Run a model's in-pixel part on the SCAMP-5 emulator, instruction by instruction, and compare with Keras."""
+    from sensor.cli import emulate as run_emulation
+
+    _sensor_call(
+        run_emulation, run_dir=run_dir, noise=noise, split=split, repeats=repeats, trace=trace,
+        input_white=input_white, seed=seed, max_clips=max_clips,
+    )
+
+
+@app.command("finetune-decoder")
+@user_errors
+def finetune_decoder(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train`."),
+    readouts: str = typer.Option("emulator", help="emulator (emulated readouts) or keras (a control)."),
+    noise: str = typer.Option("scamp5", help="Emulator noise: none, scamp5 or a JSON noise-model file."),
+    epochs: int = typer.Option(5, help="Decoder training epochs."),
+    learning_rate: float = typer.Option(1e-3, help="Adam learning rate."),
+    input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
+    seed: int = typer.Option(0, help="Noise and training seed."),
+    max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips per split."),
+    out: Optional[str] = typer.Option(None, help="Where to write the model (default RUN_DIR/finetuned.keras)."),
+):
+    """Retrain only the off-sensor decoder on readouts produced by the emulator."""
+    from sensor.cli import finetune_decoder as run_finetune
+
+    _sensor_call(
+        run_finetune, run_dir=run_dir, readouts=readouts, noise=noise, epochs=epochs, learning_rate=learning_rate,
+        input_white=input_white, seed=seed, max_clips=max_clips, out=out,
+    )
+
+
 @app.command("import-torch")
 @user_errors
 def import_torch(

@@ -1,0 +1,63 @@
+"""Emulated frames per second of the SCAMP-5 emulator on this machine.
+
+Compiles a 1-layer binary PixelRNN (random weights) into a SCAMP-5 program and prints one table:
+instructions and estimated chip time per frame, then emulated frames per second at batch 1, 16
+and 64 (independent sensors emulated at once) with noise off and with the SCAMP-5 noise preset.
+The first call of each configuration traces (and with --jit compiles) the program; it is timed
+separately and left out of the throughput.
+
+    python benchmarks/bench_emulator.py [--frames 16] [--batches 1 16 64] [--jit] [--cnn-layers 1]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+import pixelrnn_tf  # noqa: E402
+import sensor  # noqa: E402
+from pixelrnn_tf._keras import tf  # noqa: E402
+
+
+def measure(program, batch, frames, noise, jit):
+    emulator = sensor.Emulator(program, sensor.Scamp5(), noise=noise, jit=jit)
+    clips = np.random.default_rng(0).standard_normal((batch, program.window, 64, 64, 1)).astype("float32")
+    start = time.perf_counter()
+    emulator.run(clips)  # trace
+    first = time.perf_counter() - start
+    clips = np.random.default_rng(1).standard_normal((batch, frames, 64, 64, 1)).astype("float32")
+    result = emulator.run(clips)
+    return result.frames_per_second, first
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip (a multiple of K = 16)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--cnn-layers", type=int, default=1)
+    parser.add_argument("--jit", action="store_true", help="compile sections with XLA")
+    args = parser.parse_args(argv)
+    tf.keras.utils.set_random_seed(0)
+    model = pixelrnn_tf.build_model(arch="pixelrnn", cnn_layers=args.cnn_layers)
+    program = sensor.compile(model)
+    config = sensor.Scamp5()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"GPU: {bool(tf.config.list_physical_devices('GPU'))}, TF {tf.__version__}, XLA: {args.jit}")
+    print(f"program: PixelRNN, {args.cnn_layers}-layer CNN; {program.instructions_per_frame():,.0f} instructions "
+          f"and {program.words_per_frame(config):,.0f} instruction words per frame; estimated chip time "
+          f"{1e3 * program.seconds_per_frame(config):.3f} ms per frame")
+    print(f"{'batch':>6} {'noise':>8} {'frames/s':>10} {'first call s':>13}")
+    for noise in ("none", "scamp5"):
+        for batch in args.batches:
+            fps, first = measure(program, batch, args.frames, noise, args.jit)
+            print(f"{batch:>6} {noise:>8} {fps:>10.1f} {first:>13.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Compiling a trained pixelrnn-tf model into a program for the pixel processor array.
+
+The mapping follows PixelRNN (So et al., CVPR 2024) and Bose et al. (ICCV 2019) on SCAMP-5. The
+256x256 array is cut into a 4x4 grid of "elements" of 64x64 PEs, element (i, j) holding rows
+64i.., columns 64j... Channel k of a CNN layer runs in element (k mod 4, k div 4), the model's
+column-major tiling order, so the pooled maps land where `tile_channels` puts them.
+
+CNN layer l (input bit plane x, the binarised 64x64 frame copied into every element):
+    c = sum over taps of input_white * (+1 if x bit == w bit else -1)        (XNOR-accumulate)
+  walking the 25 taps of each 5x5 kernel in a serpentine, shifting x one pixel between taps.
+  The tap's weight bits form a plane that is constant per element; a validity plane stops data
+  shifted across an element border from counting (the model zero-pads, so those taps add 0).
+    q = sign(maxpool_4x4(relu(c)) - theta)
+  For integer sums c and theta > 0 this is OR over the 4x4 block of [c >= ceil(theta)], and +1
+  everywhere when theta <= 0. The comparator therefore tests c against
+        T = input_white * ceil(theta) - input_white / 2
+  (the midpoint between the last integer sum below the threshold and the first one at it: exact
+  without noise and with the largest margin, input_white / 2, against noise; round(theta *
+  input_white) is not exact when theta lies just above an integer). The 4x4 OR is done on bits,
+  then the block anchors (4Y, 4X) are compacted into element (0, 0), which is then exactly the
+  model's tiled 64x64 image, and copied into the elements that need it.
+
+Recurrent step (PixelRNN): x_t and h_(t-1) share an element and shift together, element (0, 0)
+holds [w_f | u_f] and element (0, 1) [w_o | u_o]; per tap both products are XNORed and
+    acc += 2 u where both agree, -= 2 u where both differ (0 where they differ from each other),
+  u = recurrent_white, so acc = u (w*x + u*h) in both elements at once. f = [acc >= u ceil(theta)
+  - u/2] in element (0, 0); h := XNOR(f, h), copied to element (0, 1); o = acc of element (0, 1)
+  is read out at the window's last frame. (The four-element layout [x | h ; x | h] needs the
+  partial sums moved 64 PEs by analog neighbour transfers, 64 noisy operations; sharing the
+  element moves the bits instead, which is exact and free of noise.)
+
+Units and saturation. Readouts are returned in model units: sensor value / recurrent_white. With
+input_white = 10 (the paper's) a CNN sum |c| <= 25 spans +-250 units and saturates at +-128;
+the executor counts such writes. The recurrent sums |w*x + u*h| <= 50, so recurrent_white
+defaults to the largest unit that keeps 50 u inside the range (2 on SCAMP-5) and the readout
+never saturates. With input_white <= 5 nothing saturates anywhere and the emulator equals the
+Keras model exactly.
+"""
+
+import math
+
+import numpy as np
+
+from sensor import instructions as I
+from sensor.machine import Scamp5
+from sensor.program import Program
+
+SUPPORTED = ("pixelrnn", "srnn", "cnn")
+TAPS_SIGNS = (-1.0, 1.0)
+
+
+class CompileError(ValueError):
+    """A model or table that the compiler cannot map onto the array, with the reason."""
+
+
+# ---------------------------------------------------------------------------- tables
+def model_tables(model):
+    """The sensor tables of a pixelrnn-tf Keras model: +-1 kernels, thresholds (model units),
+    window K, readout pool and tiling order, as plain numpy values (the format issue 5's exporter
+    writes to weights.json / weights.npz)."""
+    from pixelrnn_tf.cells import CNNOnlyCell, PixelRNNCell, SimpleRNNCell
+
+    try:
+        encoder = model.get_layer("in_pixel_cnn")
+        recurrence = model.get_layer("recurrence")
+        readout = model.get_layer("readout")
+    except ValueError as error:
+        raise CompileError(f"{model.name} has no in-pixel CNN, recurrence and readout layers to compile: {error}")
+    if not encoder.binary:
+        raise CompileError("Only binary models run on the sensor; this one is full precision.")
+    cell = recurrence.cell
+    arch = {PixelRNNCell: "pixelrnn", SimpleRNNCell: "srnn", CNNOnlyCell: "cnn"}.get(type(cell))
+    if arch is None:
+        raise CompileError(f"The compiler maps the cells {', '.join(SUPPORTED)}; this model uses {type(cell).__name__}.")
+    if arch == "pixelrnn" and cell.output_threshold is not None:
+        raise CompileError("PixelRNN with a ternary output (output_threshold) is not compiled yet; use the linear output.")
+    tables = {
+        "arch": arch,
+        "cnn_kernels": [encoder.binary_kernel(l).numpy() for l in range(encoder.num_layers)],
+        "cnn_thresholds": [float(t.numpy()) for t in encoder.thresholds],
+        "input_threshold": None if encoder.input_threshold is None else float(encoder.input_threshold.numpy()),
+        "pool_size": encoder.pool_size,
+        "tiling": "column_major",
+        "cell_kernels": {name: cell.kernel(name).numpy() for name in cell.input_kernels + cell.hidden_kernels},
+        "forget_threshold": None if getattr(cell, "theta", None) is None else float(cell.theta.numpy()),
+        "window": recurrence.window,
+        "readout_pool": readout.pool_size,
+    }
+    return tables
+
+
+def compile(model, input_white=10, recurrent_white=None, config=None):  # noqa: A001 - the issue's name
+    """A Program that runs the in-pixel part of `model` (clips -> readouts) on `config`."""
+    return compile_tables(model_tables(model), input_white, recurrent_white, config)
+
+
+def _check_binary(name, array):
+    array = np.asarray(array, np.float32)
+    if not np.all(np.abs(array) == 1):
+        raise CompileError(f"{name} must hold only +-1 (the binary kernel), got values {np.unique(array)[:5]}.")
+    return array
+
+
+def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
+    """A Program from sensor tables (see model_tables for the keys); the exporter's entry point."""
+    config = config or Scamp5()
+    arch = tables.get("arch", "pixelrnn")
+    if arch not in SUPPORTED:
+        raise CompileError(f"Unknown arch {arch!r}; the compiler maps {', '.join(SUPPORTED)}.")
+    if tables.get("tiling", "column_major") != "column_major":
+        raise CompileError(f"Only the column-major tiling of pixelrnn_tf.encoders is mapped, got {tables['tiling']!r}.")
+    kernels = [_check_binary(f"cnn_kernels[{l}]", k) for l, k in enumerate(tables["cnn_kernels"])]
+    thresholds = [float(t) for t in tables["cnn_thresholds"]]
+    if not 1 <= len(kernels) <= 2 or len(thresholds) != len(kernels):
+        raise CompileError("cnn_kernels and cnn_thresholds need one entry per CNN layer (1 or 2 layers).")
+    pool = int(tables.get("pool_size", 4))
+    grid = int(math.isqrt(kernels[0].shape[-1]))
+    frame = grid * 16 if pool == 4 else None
+    layout = _Layout(config, grid, pool, kernels[0].shape[0])
+    if input_white <= 0:
+        raise CompileError(f"input_white must be > 0, got {input_white}.")
+    bound = 2 * layout.taps  # |w*x + u*h| for +-1 inputs
+    if recurrent_white is None:
+        recurrent_white = max(1, int(config.analog_max // bound))
+    window = int(tables["window"])
+    b = _Builder(config, layout)
+
+    # ---- reset: h := +1 at the start of every window
+    b.stage = "reset"
+    if arch in ("pixelrnn", "srnn"):
+        b.emit(I.dset("h"))
+    reset = b.take()
+
+    # ---- frame
+    b.stage = "input"
+    scale = float(tables.get("input_scale", 16.0))
+    b.emit(I.input_(b.a("pix"), scale))
+    if tables.get("input_threshold") is not None:
+        b.emit(I.in_("ct", float(tables["input_threshold"]) * scale))
+        b.emit(I.sub("pix", "pix", "ct"))
+    b.emit(I.where("pix"))
+    b.emit(I.dmov("x", "FLAG"))
+    b.emit(I.all_())
+    for layer, (kernel, theta) in enumerate(zip(kernels, thresholds)):
+        b.stage = f"cnn{layer + 1}"
+        if kernel.shape[2] != 1:
+            raise CompileError(f"cnn_kernels[{layer}] has {kernel.shape[2]} input channels; the sensor convolves one plane.")
+        per_element = {layout.element_of_channel(k): [kernel[:, :, 0, k]] for k in range(kernel.shape[-1])}
+        b.conv(["x"], per_element, input_white, layout.all_elements)
+        b.threshold("g", theta, input_white)
+        b.pool_or("g")
+        b.compact("g")
+        last = layer == len(kernels) - 1
+        targets = layout.all_elements if not last else ([(0, 0), (0, 1)] if arch == "pixelrnn" else [(0, 0)])
+        b.replicate("g", "x", targets)
+    if arch in ("pixelrnn", "srnn"):
+        b.stage = "rnn"
+        cell = {n: _check_binary(n, k)[:, :, 0, 0] for n, k in tables["cell_kernels"].items()}
+        if arch == "pixelrnn":
+            per_element = {(0, 0): [cell["w_f"], cell["u_f"]], (0, 1): [cell["w_o"], cell["u_o"]]}
+        else:
+            per_element = {(0, 0): [cell["w_h"], cell["u_h"]]}
+        b.conv(["x", "h"], per_element, recurrent_white, sorted(per_element))
+        theta = tables.get("forget_threshold") or 0.0
+        b.threshold("f", theta, recurrent_white, relu=False)
+        if arch == "pixelrnn":
+            b.xnor("f", "f", "h", "t")
+        b.replicate("f", "h", sorted(per_element), source=(0, 0))
+    frame_steps = b.take()
+
+    # ---- readout at the window's last frame
+    b.stage = "readout"
+    e = layout.element
+    region_pool = int(tables.get("readout_pool", 1))
+    if arch == "pixelrnn":
+        b.emit(I.readout("acc", (0, e, e, e), 1.0 / recurrent_white, 0.0, region_pool))
+        unit = float(recurrent_white)
+    else:
+        b.emit(I.readout("h" if arch == "srnn" else "x", (0, 0, e, e), 2.0, -1.0, region_pool))
+        unit = 1.0
+    readout = b.take()
+    info = {
+        "arch": arch,
+        "cnn_layers": len(kernels),
+        "input_white": float(input_white),
+        "recurrent_white": float(recurrent_white),
+        "input_scale": scale,
+        "cnn_sensor_thresholds": [_sensor_threshold(t, input_white) for t in thresholds],
+        "frame": frame,
+    }
+    return Program({"reset": reset, "frame": frame_steps, "readout": readout}, window, unit, info)
+
+
+def _sensor_threshold(theta, white):
+    """Comparator level for integer sums c (model units) scaled by `white`: c >= theta exactly
+    when white * c >= white * ceil(theta) - white / 2 (None: always true, theta <= 0 after relu)."""
+    return white * math.ceil(theta) - white / 2.0
+
+
+class _Layout:
+    def __init__(self, config, grid, pool, kernel_size):
+        self.size = config.height
+        if config.height != config.width:
+            raise CompileError(f"{config.name} is {config.height}x{config.width}; the mapping needs a square array.")
+        self.element = self.size // grid
+        if self.element * grid != self.size or self.element % pool:
+            raise CompileError(f"A {grid}x{grid} grid of elements does not tile {config.name}'s {self.size}x{self.size} array.")
+        if self.size // pool != self.element:
+            raise CompileError(
+                f"The tiled CNN output ({self.size // pool}x{self.size // pool}) must fill one element "
+                f"({self.element}x{self.element}); use a {pool * self.element}-wide array."
+            )
+        self.grid, self.pool, self.kernel = grid, pool, kernel_size
+        self.taps = kernel_size * kernel_size
+        self.all_elements = [(i, j) for i in range(grid) for j in range(grid)]
+
+    def element_of_channel(self, k):
+        return (k % self.grid, k // self.grid)
+
+
+class _Builder:
+    def __init__(self, config, layout):
+        self.config, self.layout, self.steps, self.stage = config, layout, [], None
+        self.full = config.height - 1
+
+    def emit(self, instruction):
+        self.steps.append((self.stage, instruction))
+
+    def take(self):
+        steps, self.steps = tuple(self.steps), []
+        return steps
+
+    @staticmethod
+    def a(name):
+        return name
+
+    # ---- digital helpers
+    def xnor(self, dst, a, b, tmp):
+        self.emit(I.dand(tmp, a, b))
+        self.emit(I.dnor(dst, a, b))
+        self.emit(I.dor(dst, dst, tmp))
+
+    def elements(self, dst, elements, tmp="pt"):
+        """dst := 1 inside the given elements."""
+        e = self.layout.element
+        if not elements:
+            self.emit(I.dclr(dst))
+            return
+        if len(elements) == self.layout.grid**2:
+            self.emit(I.dset(dst))
+            return
+        for n, (i, j) in enumerate(elements):
+            self.emit(I.pattern(dst if n == 0 else tmp, i * e, j * e, e - 1, e - 1))
+            if n:
+                self.emit(I.dor(dst, dst, tmp))
+
+    def lines(self, dst, indices, axis, local, tmp="pt"):
+        """dst := 1 on the given rows (axis 0) or columns (axis 1): global indices, or with
+        local=True the same local index in every element."""
+        e, full = self.layout.element, self.full
+        any_element = full & ~(e - 1) if local else 0
+        for n, index in enumerate(indices):
+            target = dst if n == 0 else tmp
+            if axis == 0:
+                self.emit(I.pattern(target, index, 0, any_element, full))
+            else:
+                self.emit(I.pattern(target, 0, index, full, any_element))
+            if n:
+                self.emit(I.dor(dst, dst, tmp))
+
+    def validity(self, dst, dy, dx, active):
+        """dst := 1 where the input at offset (dy, dx) lies inside the same element, within the
+        active elements: zero padding at every element border."""
+        e = self.layout.element
+        bad_rows = list(range(e - dy, e)) if dy > 0 else list(range(0, -dy))
+        bad_cols = list(range(e - dx, e)) if dx > 0 else list(range(0, -dx))
+        if bad_rows:
+            self.lines("vr", bad_rows, 0, True)
+        else:
+            self.emit(I.dclr("vr"))
+        if bad_cols:
+            self.lines("vc", bad_cols, 1, True)
+        else:
+            self.emit(I.dclr("vc"))
+        self.emit(I.dnor(dst, "vr", "vc"))
+        if len(active) < self.layout.grid**2:
+            self.elements("va", active)
+            self.emit(I.dand(dst, dst, "va"))
+
+    # ---- stages
+    def conv(self, planes, kernels, white, active):
+        """acc := white * sum over planes p and taps of (+1 if p bit == w_p bit else -1), with one
+        kernel per plane per element (`kernels[(i, j)] = [k_plane0, k_plane1]`); the planes are kept."""
+        k = self.layout.kernel
+        half = k // 2
+        self.emit(I.in_("c", white * len(planes)))
+        self.emit(I.in_("acc", 0.0))
+        # Each tap's plane is shifted straight from a copy of its row, never walked: a walk pushes
+        # pixels off the array edge that later taps still need.
+        for row in range(k):
+            dy = row - half
+            for n, p in enumerate(planes):
+                if dy:
+                    self.emit(I.dshift(f"r{n}", p, "south" if dy > 0 else "north", abs(dy)))
+                else:
+                    self.emit(I.dmov(f"r{n}", p))
+            for col in range(k):
+                dx = col - half
+                shifted = []
+                for n in range(len(planes)):
+                    if dx:
+                        self.emit(I.dshift(f"s{n}", f"r{n}", "east" if dx > 0 else "west", abs(dx)))
+                    else:
+                        self.emit(I.dmov(f"s{n}", f"r{n}"))
+                    shifted.append(f"s{n}")
+                self._tap(shifted, kernels, row, col, active)
+
+    def _tap(self, shifted, kernels, row, col, active):
+        """One tap: XNOR the shifted planes with the tap's weight planes, add or subtract."""
+        half = self.layout.kernel // 2
+        self.validity("v", row - half, col - half, active)
+        agree = []
+        for n, s in enumerate(shifted):
+            ones = [el for el in active if kernels[el][n][row, col] > 0]
+            self.elements("w", ones)
+            self.xnor(f"ag{n}", s, "w", "t")
+            agree.append(f"ag{n}")
+        if len(agree) == 1:
+            self.emit(I.dand("pos", agree[0], "v"))
+            self.emit(I.dnot("neg", agree[0]))
+        else:  # both agree: +2, both differ: -2, mixed: 0
+            self.emit(I.dand("pos", agree[0], agree[1]))
+            self.emit(I.dand("pos", "pos", "v"))
+            self.emit(I.dnor("neg", agree[0], agree[1]))
+        self.emit(I.dand("neg", "neg", "v"))
+        self.emit(I.dmov("FLAG", "pos"))
+        self.emit(I.add("acc", "acc", "c"))
+        self.emit(I.dmov("FLAG", "neg"))
+        self.emit(I.sub("acc", "acc", "c"))
+        self.emit(I.all_())
+
+    def threshold(self, dst, theta, white, relu=True):
+        """dst := [acc >= white * ceil(theta) - white / 2]; with relu and theta <= 0, all ones."""
+        if relu and theta <= 0:
+            self.emit(I.dset(dst))
+            return
+        self.emit(I.in_("ct", _sensor_threshold(theta, white)))
+        self.emit(I.sub("tmp", "acc", "ct"))
+        self.emit(I.where("tmp"))
+        self.emit(I.dmov(dst, "FLAG"))
+        self.emit(I.all_())
+
+    def pool_or(self, g):
+        """g at each block anchor := OR of its pool x pool block (max-pool of thresholded bits)."""
+        step = 1
+        while step < self.layout.pool:
+            for direction in ("south", "east"):
+                self.emit(I.dshift("t", g, direction, step))
+                self.emit(I.dor(g, g, "t"))
+            step *= 2
+
+    def compact(self, g):
+        """Move the anchors (pool Y, pool X) to (Y, X): the tiled image into element (0, 0).
+
+        Each sample moves by (pool - 1) Y rows; the shift is done bit by bit, least significant
+        first, moving only the samples whose shift has that bit (a masked shift)."""
+        pool, size = self.layout.pool, self.layout.size
+        self.emit(I.pattern("t", 0, 0, self.full & ~(pool - 1), self.full & ~(pool - 1)))
+        self.emit(I.dand(g, g, "t"))
+        samples = np.arange(size // pool)
+        shifts = (pool - 1) * samples
+        for axis, direction in ((0, "south"), (1, "east")):
+            position = pool * samples
+            bit = 0
+            while (1 << bit) <= shifts.max():
+                moving = (shifts >> bit) & 1 == 1
+                if moving.any():
+                    self.lines("mk", [int(p) for p in position[moving]], axis, False)
+                    self.emit(I.dnot("nm", "mk"))
+                    self.emit(I.dand("mv", g, "mk"))
+                    self.emit(I.dand(g, g, "nm"))
+                    self.emit(I.dshift("mv", "mv", direction, 1 << bit))
+                    self.emit(I.dor(g, g, "mv"))
+                    position = position - moving * (1 << bit)
+                    if len(set(position.tolist())) != len(position):  # pragma: no cover - a mapping bug
+                        raise CompileError("compaction would merge two samples")
+                bit += 1
+            assert (position == samples).all()
+
+    def replicate(self, src, dst, elements, source=(0, 0)):
+        """dst := the element `source` of src copied into every element listed (zeros elsewhere)."""
+        e = self.layout.element
+        self.elements("t", [source])
+        self.emit(I.dand(dst, src, "t"))
+        for i, j in elements:
+            if (i, j) == source:
+                continue
+            dy, dx = i - source[0], j - source[1]
+            self.emit(I.dmov("t2", dst))
+            if dy:
+                self.emit(I.dshift("t2", "t2", "north" if dy > 0 else "south", abs(dy) * e))
+            if dx:
+                self.emit(I.dshift("t2", "t2", "west" if dx > 0 else "east", abs(dx) * e))
+            self.elements("t", [(i, j)])
+            self.emit(I.dand("t2", "t2", "t"))
+            self.emit(I.dor(dst, dst, "t2"))

@@ -1,0 +1,88 @@
+"""The pixel processor array described as data: size, registers, value range, costs, clock, noise.
+
+One `ArrayConfig` is one machine. `Scamp5()` is the SCAMP-5 vision chip (Dudek and Carey); a
+larger array, one with more registers or a future stacked sensor is another instance, and every
+program, checker and executor reads the machine from here rather than from constants.
+
+Costs are counted in instruction words. An analog macro costs the bus operations it expands to on
+SCAMP-5 (mov/add/sub/neg/movx 2, abs 6, div2 5); every digital operation is one word and a
+digital shift of n pixels is n words. At `clock_hz` one word takes 1/clock_hz seconds, so a
+program's word count is its estimated on-chip time.
+"""
+
+import dataclasses
+from types import MappingProxyType
+from typing import Mapping, Optional, Tuple
+
+from sensor.noise import NoiseModel, scamp5_noise
+
+SCAMP5_BUS_OPS = MappingProxyType(
+    {
+        "bus": 1,  # one analog bus transfer: dst := -(sum of sources)
+        "mov": 2,
+        "add": 2,
+        "sub": 2,
+        "neg": 2,
+        "movx": 2,
+        "abs": 6,
+        "div2": 5,
+        "in": 1,  # load a constant through the bus
+        "input": 2,  # sample the photodiode into a register (get_image)
+        "where": 1,  # comparator into FLAG
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayConfig:
+    """A focal-plane pixel processor array.
+
+    height, width: processing elements (PEs); powers of two so that row/column address patterns
+        (SCAMP-5's load_pattern) can name element blocks.
+    analog_registers: general analog registers; news: the neighbour-exchange register that the
+        analog macros use as scratch (a program may read it but not allocate it).
+    digital_registers: 1-bit registers; flag: the FLAG register that gates analog writes.
+    analog_min, analog_max: saturation limits of an analog value, in signed 8-bit units.
+    bus_ops: instruction words per analog macro (see module docstring).
+    clock_hz: instruction words per second.
+    edge_value: what a neighbour read beyond the array edge returns (analog and digital).
+    noise: the analog imperfections of this array when emulated with noise on.
+    """
+
+    name: str = "SCAMP-5"
+    height: int = 256
+    width: int = 256
+    analog_registers: Tuple[str, ...] = ("A", "B", "C", "D", "E", "F")
+    news: str = "NEWS"
+    digital_registers: Tuple[str, ...] = tuple(f"R{i}" for i in range(13))
+    flag: str = "FLAG"
+    analog_min: float = -128.0
+    analog_max: float = 127.0
+    bus_ops: Mapping[str, int] = dataclasses.field(default_factory=lambda: SCAMP5_BUS_OPS)
+    clock_hz: float = 10e6
+    edge_value: float = 0.0
+    noise: Optional[NoiseModel] = None
+
+    def __post_init__(self):
+        for side in (self.height, self.width):
+            if side < 1 or side & (side - 1):
+                raise ValueError(f"{self.name}: array sides must be powers of two, got {self.height}x{self.width}.")
+        if self.analog_min >= self.analog_max:
+            raise ValueError(f"{self.name}: analog_min must be below analog_max.")
+
+    def kind(self, register):
+        """'analog', 'digital' or None (not a physical register of this array)."""
+        if register in self.analog_registers or register == self.news:
+            return "analog"
+        if register in self.digital_registers or register == self.flag:
+            return "digital"
+        return None
+
+    def seconds(self, words):
+        return words / self.clock_hz
+
+
+def Scamp5(**changes):
+    """The SCAMP-5 preset (256x256 PEs, A-F + NEWS, R0-R12 + FLAG, 10 MHz), with its calibrated
+    analog noise. Keyword arguments replace fields, e.g. Scamp5(height=512, width=512)."""
+    return dataclasses.replace(ArrayConfig(noise=scamp5_noise()), **changes)
