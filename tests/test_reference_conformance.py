@@ -260,3 +260,16 @@ def test_exported_sensor_tables_equal_the_authors_table(model, weight_table, tmp
     np.testing.assert_array_equal(rnn[[5, 6, 9, 10]], np.stack(authors))
     assert not rnn[[s for s in range(16) if s not in (5, 6, 9, 10)]].any()
     assert "#define PIXELRNN_CNN1_THRESHOLD 1" in header  # round(0.1405 * 10)
+
+
+@pytest.mark.slow
+def test_imported_model_on_the_emulator_reads_out_what_keras_reads_out(model, dump):
+    """The authors' model, compiled to a SCAMP-5 program, on the noise-free emulator: the readouts
+    of the 10 test clips equal the Keras readouts in every pixel."""
+    import sensor
+
+    clips = decode_sign(dump["0_binarized_x"])[..., None].astype("float32")
+    expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
+    result = sensor.Emulator(sensor.compile(model, input_white=5), jit=False).run(clips)
+    assert result.saturated == 0
+    np.testing.assert_array_equal(result.readouts, expected)
