@@ -107,10 +107,10 @@ def test_unknown_quantizer_names_the_choices():
 
 
 def _tflite_ops(model):
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    flatbuffer = converter.convert()
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    return {op["op_name"] for op in interpreter._get_ops_details()}
+    from ai_edge_litert.interpreter import Interpreter
+
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return {op["op_name"] for op in Interpreter(model_content=flatbuffer)._get_ops_details()}
 
 
 @pytest.mark.parametrize("name", ["tanh_sign", "ste_sign", "stochastic_sign", "ste_ternary", "gumbel_binary"])
