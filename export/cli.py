@@ -103,13 +103,8 @@ def main_command(
 
 
 def main(argv: Optional[list] = None):
-    import sys
-
-    try:
-        app(args=argv, standalone_mode=True)
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            sys.exit(exit_.code)
+    """Console-script entry point; typer exits with the command's status (2 for user errors)."""
+    app(args=argv)
 
 
 if __name__ == "__main__":

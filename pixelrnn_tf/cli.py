@@ -2,7 +2,6 @@
 
 import functools
 import json
-import sys
 from typing import Optional
 
 import typer
@@ -222,11 +221,8 @@ def demo(out: str = typer.Option("runs/demo", help="Run directory.")):
 
 
 def main(argv: Optional[list] = None):
-    try:
-        app(args=argv, standalone_mode=True)
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            sys.exit(exit_.code)
+    """Console-script entry point; typer exits with the command's status (2 for user errors)."""
+    app(args=argv)
 
 
 if __name__ == "__main__":
