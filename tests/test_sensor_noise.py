@@ -93,3 +93,18 @@ def test_scamp5_preset_reproduces_the_published_noise_curves(value, passes, mean
     fall = value - planes["A"].mean()
     assert abs(fall - mean_fall) <= max(2.5, 0.2 * mean_fall), fall
     assert std_range[0] <= planes["A"].std() <= std_range[1], planes["A"].std()
+
+
+def test_a_write_gated_to_one_element_is_emulated_on_that_element_only_with_the_same_statistics():
+    """The executor computes a FLAG-gated write only inside the box where FLAG can be set (here
+    one 64x64 element, known from the constant pattern): the noise there has the model's mean and
+    std, and every pixel outside keeps its value exactly."""
+    noise = NoiseModel(temporal_stddev=0.5, drift_offset=0.4)
+    program = [I.pattern("R1", 64, 128, 63, 63), I.dmov("FLAG", "R1"), I.mov("C", "A"), I.all_()]
+    planes, _, _ = run(program, config=FULL, noise=noise, A=PLANE)
+    inside = np.zeros((256, 256), bool)
+    inside[64:128, 128:192] = True
+    error = planes["C"][inside] - (40.0 - 0.8)  # mov = 2 bus operations of drift 0.4
+    assert abs(error.mean()) < 0.03
+    assert error.std() == pytest.approx(0.5 * np.sqrt(2), rel=0.03)
+    assert not planes["C"][~inside].any()  # C started at 0 and was not written outside
