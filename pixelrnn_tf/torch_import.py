@@ -24,6 +24,7 @@ import numpy as np
 
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ModelConfig
+from pixelrnn_tf.files import save_model_atomic, write_text_atomic
 from pixelrnn_tf.models import DECODER_LAYER, ENCODER_LAYER, RECURRENCE_LAYER, build_model
 from pixelrnn_tf.torch_checkpoint import CheckpointError, UnsafeCheckpointError, read_state_dict
 
@@ -231,8 +232,8 @@ def import_torch_checkpoint(checkpoint, out_dir, arch="auto", overwrite=False):
         "data": dict(RUN_DATA),
         "train": dict(RUN_TRAIN),
     }
-    model.save(out / "best.keras")
-    (out / "config.json").write_text(json.dumps(run_config, indent=2))
+    # config.json last: until it exists the folder is not a run that evaluate or a re-import trusts
+    save_model_atomic(model, out / "best.keras")
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     provenance = {
         "checkpoint": os.path.abspath(checkpoint),
@@ -240,7 +241,8 @@ def import_torch_checkpoint(checkpoint, out_dir, arch="auto", overwrite=False):
         "arch": arch,
         "tensors": {key: list(value.shape) for key, value in state_dict.items()},
     }
-    (out / "imported_from.json").write_text(json.dumps(provenance, indent=2))
+    write_text_atomic(out / "imported_from.json", json.dumps(provenance, indent=2))
+    write_text_atomic(out / "config.json", json.dumps(run_config, indent=2))
     return model, out
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelrnn_tf.files import save_model_atomic
+
 NOISE_HELP = "none (exact), scamp5 (the calibrated preset) or a JSON file of sensor.NoiseModel fields."
 
 
@@ -260,7 +262,7 @@ def finetune_decoder(
     tuned.set_weights(model.get_weights())
     tuned.get_layer("decoder").set_weights(decoder.layers[-1].get_weights())
     out = Path(out) if out else run / "finetuned.keras"
-    tuned.save(out)
+    save_model_atomic(tuned, out)
     result = {"readouts": readouts, "noise": noise, "test_accuracy_before": before, "test_accuracy_after": after,
               "best_val_accuracy": best["val"], "model": str(out)}
     echo(

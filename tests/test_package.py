@@ -74,3 +74,24 @@ def test_cli_user_errors_exit_2_without_traceback(args, message):
 def test_every_command_has_help(command):
     result = runner.invoke(app, command + ["--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_atomic_writes_keep_the_old_file_when_writing_fails(tmp_path):
+    from pixelrnn_tf.files import save_model_atomic, write_text_atomic
+
+    target = tmp_path / "config.json"
+    write_text_atomic(target, "old")
+
+    class Exploding:
+        def save(self, path):
+            open(path, "w").write("half a model")
+            raise OSError("disk full")
+
+    model_file = tmp_path / "best.keras"
+    model_file.write_text("old model")
+    with pytest.raises(OSError, match="disk full"):
+        save_model_atomic(Exploding(), model_file)
+    assert model_file.read_text() == "old model" and target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "config.json"]  # no temp files left
+    write_text_atomic(target, "new")
+    assert target.read_text() == "new"

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,11 @@ import numpy as np
 import pixelrnn_tf
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ConfigError
+from pixelrnn_tf.files import write_text_atomic
 from training import data, plots
 from training.run_config import resolve
 
 SPLITS = ("train", "val", "test")
-
-
-def write_atomic(path, text):
-    """Write a text file so that a reader never sees it half-written: temp file, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def make_strategy(name):
@@ -67,7 +58,7 @@ def train(config=None, out_dir="runs/default", verbose=1, extra_callbacks=()):
             f"{out} holds an interrupted run with a different config; resume it with the same config "
             "or choose another --out."
         )
-    write_atomic(previous, json.dumps(config.to_dict(), indent=2))
+    write_text_atomic(previous, json.dumps(config.to_dict(), indent=2))
 
     tf.keras.utils.set_random_seed(config.train.seed)
     splits, class_names = data.load_splits(config.data, config.model, config.train.batch_size)
@@ -135,7 +126,7 @@ def finish_run(out, splits, class_names, verbose=1):
         "confusion_matrix": matrix.tolist(),
         **figures.to_dict(),
     }
-    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
     plots.plot_confusion(matrix, class_names, out / "confusion.png", f"{model.name}: test accuracy {accuracy['test']:.1%}")
     plots.plot_curves(_read_history(out / "history.csv"), out / "curves.png", model.name)
     shutil.rmtree(out / "backup", ignore_errors=True)  # finished: nothing left to resume

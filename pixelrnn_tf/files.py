@@ -1,0 +1,34 @@
+"""Writing files so that a reader never sees one half-written and an old file survives a crash:
+write next to the target under a temporary name, then rename over it (atomic on one file system)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _temporary_beside(path, suffix=""):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    return tmp
+
+
+def write_text_atomic(path, text):
+    tmp = _temporary_beside(path)
+    try:
+        Path(tmp).write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model_atomic(model, path):
+    """model.save(path) for a `.keras` file, through a temporary file in the same folder."""
+    tmp = _temporary_beside(path, suffix=".keras")  # Keras picks the format from the suffix
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
