@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (a multiple of K = 16)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--cnn-layers", type=int, default=1)
-    parser.add_argument("--jit", action="store_true", help="compile sections with XLA")
+    parser.add_argument("--no-jit", dest="jit", action="store_false", help="run the write kernels as plain TensorFlow ops instead of fused XLA kernels")
     args = parser.parse_args(argv)
     tf.keras.utils.set_random_seed(0)
     model = pixelrnn_tf.build_model(arch="pixelrnn", cnn_layers=args.cnn_layers)

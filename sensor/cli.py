@@ -182,6 +182,7 @@ def write_trace(directory, program, array, dataset, noise, seed):
             entry["words"] += instruction.words(array)
     (directory / "stages.json").write_text(json.dumps({"per_execution": stages, "window": program.window}, indent=2))
     clips, _ = next(iter(dataset))
+    # snapshots run one frame eagerly: compiling each write's kernel would cost more than it saves
     emulator = sensor.Emulator(program, array, noise=noise, seed=seed, jit=False)
     paths = emulator.snapshots(clips.numpy()[0, ..., 0], directory / "snapshots")
     return {"directory": str(directory), "snapshots": len(paths)}

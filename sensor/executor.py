@@ -1,28 +1,38 @@
 """Executes programs on emulated register planes with TensorFlow, for many sensors at once.
 
-Every register is a plane (B, H, W) over a batch of B independent sensors: analog registers are
-float32 in sensor units, digital registers (and FLAG) are bool. The program is interpreted once
-in Python while a `tf.function` traces it, so each instruction becomes a few TensorFlow ops and
-the whole section compiles (with XLA when `jit=True`) into one graph that runs on CPU or GPU.
-Digital planes that do not depend on data (load_pattern masks, weights, constants) are folded
-into numpy constants during tracing, so they cost nothing at run time.
+Analog registers are float32 planes (B, H, W) over a batch of B independent sensors, in sensor
+units. Digital registers (and FLAG) are bit-packed over the batch, (ceil(B / 32), H, W) int32
+(sensor.kernels). The program is interpreted once in Python while a `tf.function` traces it, so
+each section becomes one graph that runs on CPU or GPU:
 
-Noise (sensor.noise) is applied to the result of every analog macro with one stateless random
-draw keyed by (seed, frame counter, step): runs are reproducible and independent of batching
-order. An analog write is emulated only inside the bounding box of the pixels its FLAG can
-select, which the interpreter knows at trace time from the constant planes FLAG was built from
-(the recurrent step, gated to two elements, costs 2/16 of the array); outside the box nothing is
-written, as on the chip. Saturation at the analog range is always on (it is the range, not noise); the executor
-counts the writes it clipped.
+- each analog macro (or a tap's add/subtract pair, whose FLAGs are provably disjoint) is one
+  fused XLA kernel that reads its sources, applies drift, fixed-pattern and temporal noise,
+  and writes where FLAG is set; a second, light kernel counts the saturated writes;
+- digital instructions are folded into numpy constants when they do not depend on data
+  (load_pattern masks, weights), and otherwise chained lazily into bitwise expressions that the
+  next write evaluates inside its kernel (shifts, readouts and the section's end evaluate them
+  in one fused kernel);
+- an analog write is emulated only inside the bounding box of the pixels its FLAG can select,
+  which the interpreter knows at trace time from the constant planes FLAG was built from (the
+  recurrent step, gated to two elements, costs 2/16 of the array); outside the box nothing is
+  written, as on the chip.
+
+Noise (sensor.noise) is applied to the result of every analog macro with one draw per pixel
+keyed by (seed, frame counter, step): runs are reproducible, and each sensor of a batch gets its
+own draws. Analog planes keep a written value before saturation and every reader clips it (the
+register holds the clipped value); saturation at the analog range is always on (it is the range,
+not noise), and the executor counts the writes it clipped.
 """
 
 import dataclasses
+import math
 import time
 
 import numpy as np
 
 from pixelrnn_tf._keras import tf
 from sensor.instructions import DIRECTIONS
+from sensor.kernels import FUSABLE, WriteKernels, constant_word, pack, unpack, words, write_key
 from sensor.machine import Scamp5
 from sensor.noise import resolve_noise
 
@@ -103,6 +113,29 @@ def _pattern(height, width, row, col, row_mask, col_mask):
     return rows[:, None] & cols[None, :]
 
 
+class _Lazy:
+    """A digital plane not computed yet: a bitwise op ("and", "or", "not") over numpy constant
+    planes, packed tensors and other _Lazy planes. A run of digital instructions becomes one
+    expression, evaluated inside the analog write that takes it as FLAG (sensor.kernels) or in
+    one fused kernel when a shift, a readout or the end of the section needs its value."""
+
+    LIMIT = 24  # nodes; a longer chain is evaluated on the spot
+
+    def __init__(self, op, *args):
+        self.op, self.args = op, args
+        self.size = 1 + sum(a.size if isinstance(a, _Lazy) else 1 for a in args)
+        self.value = None  # the packed tensor, once evaluated over the whole array
+
+
+class _Boxed:
+    """An analog plane whose `box` was last written as `sub` and not yet pasted into `base`:
+    a run of writes confined to a few elements works on the small plane, and the full plane is
+    assembled once, when something reads outside the box."""
+
+    def __init__(self, base, box, sub):
+        self.base, self.box, self.sub = base, box, sub
+
+
 class Emulator:
     """Runs a Program on a batch of emulated arrays.
 
@@ -110,16 +143,19 @@ class Emulator:
     config: the ArrayConfig (default Scamp5()).
     noise: None/'none' (exact), 'scamp5', 'array' (config.noise), a NoiseModel, a dict or a JSON path.
     seed: seeds the fixed-pattern offsets and every temporal draw.
-    jit: compile sections with XLA (off by default: on 2 CPU cores XLA compiled a 1-layer
-        PixelRNN program for about a minute and then ran it slower than the graph executor).
+    jit: compile each analog write into one fused XLA kernel (sensor.kernels). False runs the
+        same kernels as plain TensorFlow ops: the same values, several times slower.
+    fuse: run a tap's add and subtract (writes to one register under disjoint FLAGs) as one
+        kernel. Results are identical without noise; with noise the draws differ, not their law.
     """
 
-    def __init__(self, program, config=None, noise=None, seed=0, jit=False):
+    def __init__(self, program, config=None, noise=None, seed=0, jit=True, fuse=True):
         self.config = config or Scamp5()
         self.program = program.allocate(self.config)
         self.noise = resolve_noise(noise, self.config.noise)
         self.seed = int(seed)
         self.jit = bool(jit)
+        self.fuse = bool(fuse)
         self.shape = (self.config.height, self.config.width)
         used = {r for s in self.program.sections for i in self.program.instructions(s) for r in i.registers()}
         self.analog = sorted(r for r in used if self.config.kind(r) == "analog")
@@ -128,41 +164,55 @@ class Emulator:
             self.digital.append(self.config.flag)
         rng = np.random.default_rng([self.seed, 0xF9])
         self.fixed_pattern = (rng.standard_normal(self.shape) * self.noise.fixed_pattern_stddev).astype(np.float32)
+        noise = self.noise
+        self.kernels = WriteKernels(
+            self.config.analog_min,
+            self.config.analog_max,
+            (
+                noise.drift_gain > 0,
+                noise.drift_offset != 0 or noise.drift_gain > 0,
+                noise.fixed_pattern_stddev > 0,
+                noise.random,
+                math.isfinite(noise.decay_time_s),
+            ),
+            jit=self.jit,
+        )
         self._functions = {}
 
     # ---------------------------------------------------------------- interpretation
     def _initial_state(self, batch):
+        """Registers at power-up: analog planes (B, H, W) at 0, digital planes packed (see
+        sensor.kernels) at 0, FLAG set."""
         state = {r: tf.zeros((batch,) + self.shape, tf.float32) for r in self.analog}
-        state.update({r: tf.zeros((batch,) + self.shape, tf.bool) for r in self.digital})
-        state[self.config.flag] = tf.ones((batch,) + self.shape, tf.bool)
+        state.update({r: tf.zeros((words(batch),) + self.shape, tf.int32) for r in self.digital})
+        state[self.config.flag] = tf.fill((words(batch),) + self.shape, -1)
         return state
 
-    def _noisy(self, value, bus_ops, batch, key, box=None):
-        """The noise model on a macro's result over the planes' `box` (None: the whole array)."""
+    def unpack_state(self, state, batch):
+        """Registers as (B, H, W) planes: digital ones unpacked to bool, analog ones as they are."""
+        return {
+            r: unpack(tf.broadcast_to(v, (words(batch),) + self.shape), batch) if self.config.kind(r) == "digital" else v
+            for r, v in state.items()
+        }
+
+    def _noise_scalars(self, bus_ops):
+        """[gain, offset, fixed-pattern scale, sigma_0, sigma_1] of a macro of `bus_ops` operations."""
         noise = self.noise
         gain, offset = noise.drift_terms(bus_ops)
-        if gain != 1.0:
-            value = value * gain
         fixed, temporal = noise.accumulated(bus_ops)
-        # the drift offset and the fixed-pattern offsets are one constant plane: one add
-        constant = offset + fixed * _crop(self.fixed_pattern, box) if noise.fixed_pattern_stddev else offset
-        if not isinstance(constant, float) or constant != 0.0:
-            value = value + constant.astype(np.float32) if isinstance(constant, np.ndarray) else value + constant
-        if noise.random:
-            shape = (self.shape[0], self.shape[1]) if box is None else (box[1] - box[0], box[3] - box[2])
-            value = tf.broadcast_to(tf.cast(value, tf.float32), (batch,) + shape)
-            draw = tf.random.stateless_normal(tf.shape(value), seed=key, dtype=tf.float32)
-            sigma = temporal * noise.temporal_stddev + (temporal * noise.signal_stddev) * tf.abs(value)
-            value = value + sigma * draw
-        return value
+        return [gain, offset, fixed, temporal * noise.temporal_stddev, temporal * noise.signal_stddev]
 
     def _news_read(self):
         news = self.config.news
         return any(news in i.srcs for s in self.program.sections for i in self.program.instructions(s))
 
-    def execute(self, section, state, frame=None, counter=0, on_stage=None, track_news=True):
-        """Run one section on `state` ({register: (B, H, W)}); returns (state, readouts, saturated).
-        Works eagerly and inside tf.function. on_stage(stage, state) is called after each stage.
+    def execute(self, section, state, frame=None, counter=0, on_stage=None, track_news=True, batch=None):
+        """Run one section on `state` ({register: plane}); returns (state, readouts, saturated).
+        Analog planes are (B, H, W) float32; digital planes are packed (P, H, W) int32 (see
+        sensor.kernels; (B, H, W) bool planes are accepted and packed), and are returned packed
+        (unpack_state unpacks them). Works eagerly and inside tf.function. on_stage(stage,
+        planes) is called after each stage with unpacked planes. batch: the number of sensors,
+        needed only when no analog plane or frame tells it.
 
         Analog writes are computed only inside the bounding box of where FLAG can be set, known
         at trace time from the constant planes that FLAG was combined with (a stage that uses a
@@ -171,15 +221,29 @@ class Emulator:
         does that: NEWS then never reaches a readout)."""
         config, noise = self.config, self.noise
         state = dict(state)
-        batch = tf.shape(next(iter(state.values())))[0]
-        lo, hi = config.analog_min, config.analog_max
-        readouts, saturated = [], tf.constant(0, tf.int64)
+        if batch is None:
+            known = [v for r, v in state.items() if config.kind(r) == "analog" or v.dtype == tf.bool]
+            known += [frame] if frame is not None else []
+            if not known:
+                raise ValueError("execute() cannot tell the batch size from this state; pass batch=.")
+            batch = tf.shape(known[0])[0]
+        for register, value in list(state.items()):
+            if config.kind(register) == "digital" and not _is_const(value) and value.dtype == tf.bool:
+                state[register] = pack(value)
+        saturated = []
+        readouts = []
         written_at, clock = {}, 0  # trace-time timeline for decay, in instruction words
         counter = tf.cast(counter, tf.int64)
         steps = self.program.sections.get(section, ())
         constants = {}
         full_box = (0, self.shape[0], 0, self.shape[1])
         boxes = {}  # digital register -> bounding box of where it may be 1 (None: nowhere)
+        # What a digital register's ones imply, as literals (token, polarity): a register that
+        # is 1 only where `a` is 1 and one that is 1 only where `a` is 0 never overlap. Tokens
+        # name the data-dependent values, so tap add/subtract pairs can be proven disjoint.
+        tokens, literals = {}, {}
+        next_token = [0]
+        track_news = track_news and config.news in state
 
         def box_of(register):
             value = state[register]
@@ -209,124 +273,289 @@ class Emulator:
             """A TF tensor for x; bool numpy planes go through uint8 (TF serialises bool arrays
             element by element, which made tracing a program take seconds) and are shared."""
             if isinstance(x, np.ndarray) and x.dtype == bool:
-                key = x.tobytes()
+                key = (x.shape, x.tobytes())
                 if key not in constants:
-                    constants[key] = tf.cast(tf.constant(x.astype(np.uint8)), tf.bool)
+                    constants[key] = tf.constant(constant_word(x))
+                return constants[key]
+            if isinstance(x, np.ndarray):
+                key = (x.shape, x.dtype.str, x.tobytes())
+                if key not in constants:
+                    constants[key] = tf.constant(x)
                 return constants[key]
             return x
 
-        def read(register, box=None):
-            value = _crop(state[register], box)
-            if config.kind(register) == "analog" and np.isfinite(noise.decay_time_s):
-                factor = noise.decay(config.seconds(clock - written_at.get(register, 0)))
-                if factor != 1.0:
-                    value = value * factor
+        def physical(unpacked=False):
+            """The registers as the chip holds them: analog planes pasted together and clipped;
+            digital planes packed, or unpacked to (B, H, W) bool."""
+            planes = {}
+            for register in state:
+                value = materialize(register)
+                if config.kind(register) == "analog":
+                    planes[register] = self.kernels.clip(value)
+                elif unpacked:
+                    planes[register] = unpack(tf.broadcast_to(T(value), (words(batch),) + self.shape), batch)
+                else:
+                    planes[register] = value
+            return planes
+
+        def expression(value, box):
+            """(structure, leaves) of a digital value over box, for sensor.kernels.evaluate_bits."""
+            leaves, index = [], {}
+
+            def walk(node):
+                if isinstance(node, _Lazy) and node.value is None:
+                    return (node.op,) + tuple(walk(a) for a in node.args)
+                leaf = node.value if isinstance(node, _Lazy) else node
+                if id(leaf) not in index:
+                    index[id(leaf)] = len(leaves)
+                    leaves.append(T(_crop(leaf, box)))
+                return ("leaf", index[id(leaf)])
+
+            return walk(value), leaves
+
+        def evaluate(value):
+            """A digital value as a constant or a packed tensor over the whole array."""
+            if not isinstance(value, _Lazy):
+                return value
+            if value.value is None:
+                value.value = self.kernels.bits(*expression(value, None))
+            return value.value
+
+        def lazy(op, *args):
+            """A bitwise op on digital values: folded when constant, simplified against all-zero or
+            all-one constants, deferred otherwise."""
+            if all(_is_const(a) for a in args):
+                return {"and": lambda a, b: a & b, "or": lambda a, b: a | b, "not": lambda a: ~a}[op](*args)
+            if op == "not":
+                return args[0].args[0] if isinstance(args[0], _Lazy) and args[0].op == "not" else _Lazy("not", args[0])
+            a, b = args
+            for x, y in ((a, b), (b, a)):
+                if _is_const(x) and isinstance(x, np.ndarray):
+                    if not x.any():
+                        return x if op == "and" else y
+                    if x.all():
+                        return y if op == "and" else x
+            node = _Lazy(op, a, b)
+            if node.size > _Lazy.LIMIT:
+                node = _Lazy(op, evaluate(a), evaluate(b))
+            return node
+
+        def materialize(register):
+            value = state[register]
+            if isinstance(value, _Lazy):
+                value = state[register] = evaluate(value)
+            if isinstance(value, _Boxed):
+                value = state[register] = _paste(value.base, value.sub, value.box, self.shape)
             return value
 
-        def write_analog(register, value, bus_ops, step, box):
-            """Write `value` (over `box`) where FLAG is set; returns the written box of dst."""
-            nonlocal saturated
-            flag = _crop(state[config.flag], box)
-            if noise.enabled:
-                key = tf.stack([tf.constant(self.seed, tf.int64), counter * 1_000_003 + step])
-                value = self._noisy(value, bus_ops, batch, key, box)
-            old = _crop(state[register], box)
-            value = tf.broadcast_to(tf.cast(value, tf.float32), tf.shape(old))
-            clipped = tf.clip_by_value(value, lo, hi)
-            if _all_true(flag):
-                outside = tf.not_equal(clipped, value)
-                new = clipped
-            else:
-                outside = tf.logical_and(tf.not_equal(clipped, value), T(flag))
-                new = _select(T(flag), clipped, old)
-            saturated += tf.cast(tf.math.count_nonzero(outside, dtype=tf.int32), tf.int64)
-            state[register] = _paste(state[register], new, box, self.shape)
-            written_at[register] = clock
-            return new
+        def view(register, box):
+            """The plane of an analog register over box (None: the whole array)."""
+            value = state[register]
+            if isinstance(value, _Boxed) and box is not None:
+                y0, y1, x0, x1 = value.box
+                if y0 <= box[0] and box[1] <= y1 and x0 <= box[2] and box[3] <= x1:
+                    return value.sub[:, box[0] - y0 : box[1] - y0, box[2] - x0 : box[3] - x0]
+            return _crop(materialize(register), box)
 
-        def analog(op, dst, srcs, args, bus_ops, step):
-            box = box_of(config.flag)
+        def put(register, sub, box):
+            if box is None or box == full_box:
+                state[register] = sub
+            else:
+                value = state[register]
+                base = value.base if isinstance(value, _Boxed) and value.box == box else materialize(register)
+                state[register] = _Boxed(base, box, sub)
+
+        def decay_factor(register):
+            if not np.isfinite(noise.decay_time_s):
+                return 1.0
+            return noise.decay(config.seconds(clock - written_at.get(register, 0)))
+
+        def read(register, box=None):
+            value = view(register, box)
+            if config.kind(register) == "analog":
+                value = self.kernels.clip(value)  # analog planes keep values before saturation
+            factor = decay_factor(register)
+            return value * factor if factor != 1.0 else value
+
+        def set_digital(register, value, lits=None):
+            """Assign a digital register; lits: what its ones imply besides its own token."""
+            state[register] = value
+            if _is_const(value):
+                tokens[register], literals[register] = None, frozenset()
+            else:
+                next_token[0] += 1
+                tokens[register] = next_token[0]
+                literals[register] = frozenset(lits or ()) | {(next_token[0], True)}
+
+        def own(register):
+            token = tokens.get(register)
+            return () if token is None else ((token, True),)
+
+        def negated(register):
+            token = tokens.get(register)
+            return () if token is None else ((token, False),)
+
+        def disjoint(a, b):
+            """Whether digital registers a and b are provably never 1 at the same pixel."""
+            va, vb = state[a], state[b]
+            if _is_const(va) and _is_const(vb):
+                return not np.any(np.logical_and(va, vb))
+            la, lb = literals.get(a, frozenset()), literals.get(b, frozenset())
+            return any((token, not polarity) in lb for token, polarity in la)
+
+        def write_spec(ins, box, step_clock):
+            """(kernel op, sources, scalars) of one analog macro over box."""
+            nonlocal clock
+            saved, clock = clock, step_clock
+            try:
+                op, srcs, args = ins.op, ins.srcs, ins.args
+                constant, sources, factors = 0.0, [], []
+                if op == "movx":
+                    dy, dx = DIRECTIONS[args[0]]
+                    sources = [_shifted(read(srcs[0]), dy, dx, config.edge_value)]
+                    op = "mov"
+                elif op == "input":
+                    sources, constant, op = [_crop(self._fit_frame(frame), box)], args[0], "scale"
+                elif op == "in":
+                    constant = args[0]
+                else:
+                    sources = [view(s, box) for s in srcs]
+                    factors = [decay_factor(s) for s in srcs]
+                factors += [1.0] * (len(sources) - len(factors))
+                scalars = [constant] + self._noise_scalars(ins.words(config)) + factors
+                return op, sources, tf.constant(scalars, tf.float32)
+            finally:
+                clock = saved
+
+        def run_writes(group, step):
+            """Run one analog write, or two under disjoint FLAGs, as one kernel.
+            group: ((instruction, flag register value, flag box, clock at the instruction), ...)."""
+            box = None
+            for _, _, flag_box, _ in group:
+                box = union(box, flag_box)
             if box is None:  # FLAG is off everywhere: nothing is written
-                return
+                return None
             area = (box[1] - box[0]) * (box[3] - box[2])
-            if op == "movx" or 2 * area > self.shape[0] * self.shape[1]:
+            if any(ins.op == "movx" for ins, *_ in group) or 2 * area > self.shape[0] * self.shape[1]:
                 box = None  # a neighbour read needs the planes beyond the box; a crop of most of
                 # the array costs more in copies than it saves
-            if op == "bus":
-                write_analog(dst, -tf.add_n([read(s, box) for s in srcs]), bus_ops, step, box)
-            elif op in ("mov", "add", "sub"):
-                a = read(srcs[0], box)
-                value = a if op == "mov" else a + read(srcs[1], box) if op == "add" else a - read(srcs[1], box)
-                new = write_analog(dst, value, bus_ops, step, box)
-                # the expansion's first bus result stays in NEWS: -(dst as written) for mov and
-                # add, -a for sub
-                if dst != config.news and config.news in state and track_news:
-                    news = -(new if op != "sub" else a)
-                    flag, old = _crop(state[config.flag], box), _crop(state[config.news], box)
-                    news = _select(T(flag), news, old) if not _all_true(flag) else news
-                    state[config.news] = _paste(state[config.news], news, box, self.shape)
-            elif op == "neg":
-                write_analog(dst, -read(srcs[0], box), bus_ops, step, box)
-            elif op == "abs":
-                write_analog(dst, tf.abs(read(srcs[0], box)), bus_ops, step, box)
-            elif op == "div2":
-                write_analog(dst, read(srcs[0], box) * 0.5, bus_ops, step, box)
-            elif op == "movx":
-                dy, dx = DIRECTIONS[args[0]]
-                write_analog(dst, _shifted(read(srcs[0]), dy, dx, config.edge_value), bus_ops, step, None)
-            elif op == "in":
-                write_analog(dst, tf.constant(args[0], tf.float32), bus_ops, step, box)
-            elif op == "input":
-                if frame is None:
-                    raise ValueError(f"{section} step {step}: input reads the image, but this section has no frame.")
-                write_analog(dst, _crop(self._fit_frame(frame), box) * args[0], bus_ops, step, box)
+            dst = group[0][0].dst
+            writes, sources, leaves, scalars = [], [], [], []
+            for ins, flag, _, at in group:
+                op, xs, s = write_spec(ins, box, at)
+                gate = None
+                if not _all_true(flag):
+                    gate, own_leaves = expression(flag, box)
+                    gate = _offset_leaves(gate, len(leaves))
+                    leaves += own_leaves
+                writes.append((op, len(xs), gate))
+                sources.append(tuple(xs))
+                scalars.append(s)
+            fixed = T(_crop(self.fixed_pattern, box)) if noise.fixed_pattern_stddev else None
+            key = write_key(self.seed, counter, step)
+            old = view(dst, box)
+            if old.shape.rank == 2:  # an analog plane given without a batch axis
+                old = tf.broadcast_to(old, (batch,) + old.shape)
+            new, clipped = self.kernels(tuple(writes), old, sources, leaves, scalars, fixed, key)
+            saturated.append(clipped)
+            put(dst, new, box)
+            return new, sources, box
+
+        def update_news(ins, new, sources, box):
+            """mov, add and sub leave -(their first bus result) in NEWS: -(dst as written) for mov
+            and add, -a for sub."""
+            flag = _crop(evaluate(state[config.flag]), box)
+            news = -self.kernels.clip(new if ins.op != "sub" else sources[0])
+            if not _all_true(flag):
+                news = _select(unpack(tf.broadcast_to(T(flag), (words(batch),) + news.shape[1:]), batch), news, view(config.news, box))
+            put(config.news, news, box)
 
         previous_stage = None
-        for step, (stage, ins) in enumerate(steps):
+        analog_ops = ("bus", "mov", "add", "sub", "neg", "abs", "div2", "movx", "in", "input")
+        index = 0
+        while index < len(steps):
+            stage, ins = steps[index]
+            step = index
+            index += 1
             if on_stage is not None and previous_stage is not None and stage != previous_stage:
-                on_stage(previous_stage, state)
+                on_stage(previous_stage, physical(unpacked=True))
             previous_stage = stage
             op, dst, srcs, args = ins.op, ins.dst, ins.srcs, ins.args
             clock += ins.words(config)
-            bus_ops = ins.words(config)
-            if op in ("bus", "mov", "add", "sub", "neg", "abs", "div2", "movx", "in", "input"):
+            if op in analog_ops:
                 if op == "input" and frame is None:
                     raise ValueError(f"{section} step {step}: {ins} reads the image, but this section has no frame.")
-                analog(op, dst, srcs, args, bus_ops, step)
+                group = [(ins, state[config.flag], box_of(config.flag), clock)]
+                pair = steps[index : index + 2]
+                if (
+                    self.fuse
+                    and not track_news
+                    and op in FUSABLE
+                    and len(pair) == 2
+                    and all(s == stage for s, _ in pair)
+                    and pair[0][1].op == "dmov"
+                    and pair[0][1].dst == config.flag
+                    and pair[1][1].op in FUSABLE
+                    and pair[1][1].dst == dst
+                    and disjoint(config.flag, pair[0][1].srcs[0])
+                ):
+                    gate = pair[0][1].srcs[0]
+                    clock += pair[0][1].words(config) + pair[1][1].words(config)
+                    group.append((pair[1][1], state[gate], box_of(gate), clock))
+                    index += 2
+                    state[config.flag] = state[gate]  # the dmov(FLAG, gate) between the two
+                    tokens[config.flag], literals[config.flag] = tokens.get(gate), literals.get(gate, frozenset())
+                    boxes[config.flag] = box_of(gate)
+                result = run_writes(group, step)
+                written_at[dst] = clock
+                if result is not None and op in ("mov", "add", "sub") and dst != config.news and track_news:
+                    update_news(ins, result[0], result[1][0], result[2])
             elif op == "where":
-                state[config.flag] = read(srcs[0]) >= 0
+                # clipping and decay (a positive factor) do not change the sign: compare the raw plane
+                set_digital(config.flag, self.kernels.sign_bits(view(srcs[0], None)))
                 boxes[config.flag] = full_box
             elif op == "all":
-                state[config.flag] = np.ones(self.shape, bool)
+                set_digital(config.flag, np.ones(self.shape, bool))
             elif op == "dmov":
                 boxes[dst] = box_of(srcs[0])
                 state[dst] = state[srcs[0]]
+                tokens[dst], literals[dst] = tokens.get(srcs[0]), literals.get(srcs[0], frozenset())
             elif op == "dnot":
-                state[dst] = _not(state[srcs[0]])
+                set_digital(dst, lazy("not", state[srcs[0]]), negated(srcs[0]))
                 boxes[dst] = full_box
             elif op in ("dor", "dnor", "dand"):
                 a, b = state[srcs[0]], state[srcs[1]]
                 box_a, box_b = box_of(srcs[0]), box_of(srcs[1])
                 if op == "dand":
-                    state[dst] = a & b if _is_const(a) and _is_const(b) else tf.logical_and(T(a), T(b))
+                    lits = literals.get(srcs[0], frozenset()) | literals.get(srcs[1], frozenset())
+                    value = lazy("and", a, b)
+                    set_digital(dst, value, lits)
                     boxes[dst] = intersection(box_a, box_b)
                 else:
-                    either = a | b if _is_const(a) and _is_const(b) else tf.logical_or(T(a), T(b))
-                    state[dst] = either if op == "dor" else _not(either)
+                    either = lazy("or", a, b)
+                    if op == "dor":
+                        set_digital(dst, either)
+                    else:
+                        set_digital(dst, lazy("not", either), negated(srcs[0]) + negated(srcs[1]))
                     boxes[dst] = union(box_a, box_b) if op == "dor" else full_box
             elif op == "dset":
-                state[dst] = np.ones(self.shape, bool)
+                set_digital(dst, np.ones(self.shape, bool))
             elif op == "dclr":
-                state[dst] = np.zeros(self.shape, bool)
+                set_digital(dst, np.zeros(self.shape, bool))
             elif op == "dshift":
                 dy, dx = DIRECTIONS[args[0]]
                 boxes[dst] = shifted_box(box_of(srcs[0]), dy * args[1], dx * args[1])
-                state[dst] = _shifted(state[srcs[0]], dy * args[1], dx * args[1], False)
+                set_digital(dst, _shifted(evaluate(state[srcs[0]]), dy * args[1], dx * args[1], False))
             elif op == "pattern":
-                state[dst] = _pattern(*self.shape, *args)
+                set_digital(dst, _pattern(*self.shape, *args))
             elif op == "readout":
                 (row, col, height, width), scale, offset, pool = args
-                value = tf.cast(tf.broadcast_to(T(state[srcs[0]]), (batch,) + self.shape), tf.float32)
+                source = materialize(srcs[0])
+                if config.kind(srcs[0]) == "analog":
+                    value = tf.broadcast_to(self.kernels.clip(source), (batch,) + self.shape)
+                else:
+                    value = unpack(tf.broadcast_to(T(source), (words(batch),) + self.shape), batch)
+                value = tf.cast(value, tf.float32)
                 value = value[:, row : row + height, col : col + width] * scale + offset
                 if pool > 1:
                     value = tf.nn.max_pool2d(value[..., None], pool, pool, "VALID")[..., 0]
@@ -334,10 +563,14 @@ class Emulator:
             else:  # pragma: no cover - OPS and this interpreter are kept in step by the tests
                 raise NotImplementedError(op)
         if on_stage is not None and previous_stage is not None:
-            on_stage(previous_stage, state)
-        full = (batch,) + self.shape
-        state = {r: tf.broadcast_to(T(v), full) for r, v in state.items()}
-        return state, readouts, saturated
+            on_stage(previous_stage, physical(unpacked=True))
+        state = physical()
+        state = {
+            r: tf.broadcast_to(T(v), ((batch,) if config.kind(r) == "analog" else (words(batch),)) + self.shape)
+            for r, v in state.items()
+        }
+        total = tf.add_n([tf.cast(s, tf.int64) for s in saturated]) if saturated else tf.constant(0, tf.int64)
+        return state, readouts, total
 
     def _fit_frame(self, frame):
         """A (B, h, w) frame onto the (B, H, W) array: the paper's pipeline gives every h x w
@@ -359,7 +592,7 @@ class Emulator:
                 state, readouts, saturated = self.execute(section, state, frame, counter, track_news=track_news)
                 return state, readouts, saturated
 
-            self._functions[section] = tf.function(run, jit_compile=self.jit, autograph=False, reduce_retracing=True)
+            self._functions[section] = tf.function(run, autograph=False, reduce_retracing=True)
         return self._functions[section]
 
     def run(self, clips, progress=None):
@@ -422,9 +655,12 @@ class Emulator:
         return paths
 
 
+def _offset_leaves(expression, offset):
+    """An expression with its leaf indices moved by offset (leaves of several gates in one list)."""
+    if expression[0] == "leaf":
+        return ("leaf", expression[1] + offset)
+    return (expression[0],) + tuple(_offset_leaves(e, offset) for e in expression[1:])
+
+
 def _all_true(flag):
     return isinstance(flag, np.ndarray) and flag.all()
-
-
-def _not(x):
-    return ~x if _is_const(x) else tf.logical_not(x)

@@ -38,7 +38,7 @@ def test_emulator_equals_the_keras_model_exactly(arch, cnn_layers, readout_pool,
     model = _random_model(arch, cnn_layers, readout_pool=readout_pool, thresholds=thresholds)
     clips = _clips()
     expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
-    result = sensor.Emulator(sensor.compile(model, input_white=5), jit=False).run(clips)
+    result = sensor.Emulator(sensor.compile(model, input_white=5)).run(clips)
     assert result.saturated == 0
     assert result.readouts.shape == expected.shape
     np.testing.assert_array_equal(result.readouts, expected)
@@ -55,8 +55,8 @@ def test_saturation_at_the_papers_input_white_is_counted():
     encoder.input_threshold.assign(0.0)
     clips = np.ones((1, 2, 64, 64, 1), np.float32)
     expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
-    exact = sensor.Emulator(sensor.compile(model, input_white=5), jit=False).run(clips)
-    paper = sensor.Emulator(sensor.compile(model, input_white=10), jit=False).run(clips)
+    exact = sensor.Emulator(sensor.compile(model, input_white=5)).run(clips)
+    paper = sensor.Emulator(sensor.compile(model, input_white=10)).run(clips)
     assert exact.saturated == 0
     # channel 0: every interior pixel of its element passes 127 on the way to 250; there are at
     # least 60 x 60 of them per frame
