@@ -156,15 +156,21 @@ def emulate(
     repeats: int = typer.Option(1, help="Repeats with different noise seeds (mean and std are reported)."),
     trace: Optional[str] = typer.Option(None, help="Folder for the program listing, per-stage costs and register-plane PNGs."),
     input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
+    recurrent_white: Optional[float] = typer.Option(
+        None, help="Analog units of one model unit in the recurrent sums (default: the largest that never saturates, 2 on SCAMP-5)."
+    ),
     seed: int = typer.Option(0, help="Noise seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips of the split."),
+    calibrate: bool = typer.Option(
+        True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
+    ),
 ):
     """Run a model's in-pixel part on the SCAMP-5 emulator, instruction by instruction, and compare with Keras."""
     from sensor.cli import emulate as run_emulation
 
     _sensor_call(
         run_emulation, run_dir=run_dir, noise=noise, split=split, repeats=repeats, trace=trace,
-        input_white=input_white, seed=seed, max_clips=max_clips,
+        input_white=input_white, recurrent_white=recurrent_white, seed=seed, max_clips=max_clips, calibrate=calibrate,
     )
 
 
@@ -177,16 +183,23 @@ def finetune_decoder(
     epochs: int = typer.Option(5, help="Decoder training epochs."),
     learning_rate: float = typer.Option(1e-3, help="Adam learning rate."),
     input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
+    recurrent_white: Optional[float] = typer.Option(
+        None, help="Analog units of one model unit in the recurrent sums (default: the largest that never saturates, 2 on SCAMP-5)."
+    ),
     seed: int = typer.Option(0, help="Noise and training seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips per split."),
     out: Optional[str] = typer.Option(None, help="Where to write the model (default RUN_DIR/finetuned.keras)."),
+    calibrate: bool = typer.Option(
+        True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
+    ),
 ):
     """Retrain only the off-sensor decoder on readouts produced by the emulator."""
     from sensor.cli import finetune_decoder as run_finetune
 
     _sensor_call(
         run_finetune, run_dir=run_dir, readouts=readouts, noise=noise, epochs=epochs, learning_rate=learning_rate,
-        input_white=input_white, seed=seed, max_clips=max_clips, out=out,
+        input_white=input_white, recurrent_white=recurrent_white, seed=seed, max_clips=max_clips, out=out,
+        calibrate=calibrate,
     )
 
 

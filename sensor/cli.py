@@ -17,14 +17,17 @@ from pixelrnn_tf.files import save_model_atomic
 NOISE_HELP = "none (exact), scamp5 (the calibrated preset) or a JSON file of sensor.NoiseModel fields."
 
 
-def _open(run_dir, input_white):
+def _open(run_dir, input_white, noise="none", calibrate=True, recurrent_white=None):
+    """(run, config, model, program); the program calibrated against `noise`'s drift if asked."""
     import pixelrnn_tf
     import sensor
     from training.evaluate import open_run
 
     run, config = open_run(run_dir)
     model = pixelrnn_tf.load_model(run / "best.keras")
-    return run, config, model, sensor.compile(model, input_white=input_white)
+    drift = sensor.resolve_noise(noise) if calibrate else None
+    program = sensor.compile(model, input_white=input_white, recurrent_white=recurrent_white, drift=drift)
+    return run, config, model, program
 
 
 def _decoder_model(model, clone=False):
@@ -89,8 +92,10 @@ def emulate(
     repeats: int = 1,
     trace: str = None,
     input_white: float = 10.0,
+    recurrent_white: float = None,
     seed: int = 0,
     max_clips: int = None,
+    calibrate: bool = True,
     echo=print,
 ):
     """Run a trained model's in-pixel part on the SCAMP-5 emulator and compare it with Keras.
@@ -99,7 +104,9 @@ def emulate(
     --noise (none, scamp5 or a JSON NoiseModel file) --repeats times (different seeds), decodes
     the emulated readouts with the run's decoder and prints: accuracy on emulated readouts versus
     the Keras model, agreement of the readouts, saturated writes, instructions and estimated chip
-    time per frame, and emulated frames per second. --trace DIR writes the program listing,
+    time per frame, and emulated frames per second. With --calibrate (the default) the program is
+    calibrated against the drift of --noise, as a chip's program is calibrated against the chip
+    (sensor.compile); --no-calibrate runs the exact program. --trace DIR writes the program listing,
     per-stage costs and PNG snapshots of the register planes of the first clip's first frame.
     """
     import sensor
@@ -108,7 +115,7 @@ def emulate(
 
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {repeats}.")
-    run, config, model, program = _open(run_dir, input_white)
+    run, config, model, program = _open(run_dir, input_white, noise, calibrate, recurrent_white)
     splits, _ = data.load_splits(config.data, config.model, config.train.batch_size)
     if split not in splits:
         raise ValueError(f"Unknown split {split!r}; choose train, val or test.")
@@ -149,6 +156,7 @@ def emulate(
         "split": split,
         "clips": int(len(labels)),
         "noise": noise,
+        "calibrated": bool(program.info.get("calibrated_for_drift")),
         "repeats": repeats,
         "keras_accuracy": keras_accuracy,
         "emulated_accuracy": float(np.mean(accuracies)),
@@ -190,7 +198,9 @@ def write_trace(directory, program, array, dataset, noise, seed):
 
 def format_emulation(result):
     lines = [
-        f"Emulated {result['clips']} {result['split']} clips on SCAMP-5, noise {result['noise']}, {result['repeats']} repeat(s)",
+        f"Emulated {result['clips']} {result['split']} clips on SCAMP-5, noise {result['noise']}"
+        + (", program calibrated for its drift" if result.get("calibrated") else "")
+        + f", {result['repeats']} repeat(s)",
         f"  accuracy, Keras model            {result['keras_accuracy']:.1%}",
         f"  accuracy, emulated readouts      {result['emulated_accuracy']:.1%}"
         + (f" +- {result['emulated_accuracy_std']:.1%}" if result["repeats"] > 1 else ""),
@@ -210,9 +220,11 @@ def finetune_decoder(
     epochs: int = 5,
     learning_rate: float = 1e-3,
     input_white: float = 10.0,
+    recurrent_white: float = None,
     seed: int = 0,
     max_clips: int = None,
     out: str = None,
+    calibrate: bool = True,
     echo=print,
 ):
     """Retrain only the off-sensor decoder on readouts from the emulator (the authors did this
@@ -232,7 +244,8 @@ def finetune_decoder(
 
     if readouts not in ("emulator", "keras"):
         raise ValueError(f"--readouts must be emulator or keras, got {readouts!r}.")
-    run, config, model, program = _open(run_dir, input_white)
+    noise_model = noise if readouts == "emulator" else "none"
+    run, config, model, program = _open(run_dir, input_white, noise_model, calibrate, recurrent_white)
     splits, _ = data.load_splits(config.data, config.model, config.train.batch_size)
     tf.keras.utils.set_random_seed(seed)
     features = {}

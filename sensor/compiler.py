@@ -89,9 +89,13 @@ def model_tables(model):
     return tables
 
 
-def compile(model, input_white=10, recurrent_white=None, config=None):  # noqa: A001 - the issue's name
-    """A Program that runs the in-pixel part of `model` (clips -> readouts) on `config`."""
-    return compile_tables(model_tables(model), input_white, recurrent_white, config)
+def compile(model, input_white=10, recurrent_white=None, config=None, drift=None):  # noqa: A001 - the issue's name
+    """A Program that runs the in-pixel part of `model` (clips -> readouts) on `config`.
+
+    drift: None for the exact program, or the analog noise model (a sensor.NoiseModel, 'scamp5'
+    or 'array') whose deterministic part (drift gain and offset per bus operation) the program
+    is calibrated against; see _Calibration."""
+    return compile_tables(model_tables(model), input_white, recurrent_white, config, drift)
 
 
 def _check_binary(name, array):
@@ -101,9 +105,16 @@ def _check_binary(name, array):
     return array
 
 
-def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
-    """A Program from sensor tables (see model_tables for the keys); the exporter's entry point."""
+def compile_tables(tables, input_white=10, recurrent_white=None, config=None, drift=None):
+    """A Program from sensor tables (see model_tables for the keys); the exporter's entry point.
+    drift: as in compile()."""
     config = config or Scamp5()
+    calibration = None
+    if drift is not None:
+        from sensor.noise import resolve_noise
+
+        model = resolve_noise(drift, config.noise)
+        calibration = _Calibration(model, config) if model.drift_offset or model.drift_gain else None
     arch = tables.get("arch", "pixelrnn")
     if arch not in SUPPORTED:
         raise CompileError(f"Unknown arch {arch!r}; the compiler maps {', '.join(SUPPORTED)}.")
@@ -123,7 +134,7 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
     if recurrent_white is None:
         recurrent_white = max(1, int(config.analog_max // bound))
     window = int(tables["window"])
-    b = _Builder(config, layout)
+    b = _Builder(config, layout, calibration)
 
     # ---- reset: h := +1 at the start of every window
     b.stage = "reset"
@@ -135,8 +146,13 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
     b.stage = "input"
     scale = float(tables.get("input_scale", 16.0))
     b.emit(I.input_(b.a("pix"), scale))
-    if tables.get("input_threshold") is not None:
-        b.emit(I.in_("ct", float(tables["input_threshold"]) * scale))
+    input_threshold = tables.get("input_threshold")
+    if calibration:  # frame >= threshold, with the sample's and the comparator's drift
+        level = calibration.input_level(float(input_threshold or 0.0), scale)
+        b.emit(I.in_("ct", level))
+        b.emit(I.sub("pix", "pix", "ct"))
+    elif input_threshold is not None:
+        b.emit(I.in_("ct", float(input_threshold) * scale))
         b.emit(I.sub("pix", "pix", "ct"))
     b.emit(I.where("pix"))
     b.emit(I.dmov("x", "FLAG"))
@@ -173,7 +189,9 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
     e = layout.element
     region_pool = int(tables.get("readout_pool", 1))
     if arch == "pixelrnn":
-        b.emit(I.readout("acc", (0, e, e, e), 1.0 / recurrent_white, 0.0, region_pool))
+        # o = acc / u; calibrated, acc carries the known drift offset of the accumulation
+        offset = -b.accumulated_offset(layout.taps) / recurrent_white if calibration else 0.0
+        b.emit(I.readout("acc", (0, e, e, e), 1.0 / recurrent_white, offset, region_pool))
         unit = float(recurrent_white)
     else:
         b.emit(I.readout("h" if arch == "srnn" else "x", (0, 0, e, e), 2.0, -1.0, region_pool))
@@ -187,6 +205,7 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None):
         "input_scale": scale,
         "cnn_sensor_thresholds": [_sensor_threshold(t, input_white) for t in thresholds],
         "frame": frame,
+        "calibrated_for_drift": calibration is not None,
     }
     return Program({"reset": reset, "frame": frame_steps, "readout": readout}, window, unit, info)
 
@@ -218,10 +237,73 @@ class _Layout:
         return (k % self.grid, k // self.grid)
 
 
+class _Calibration:
+    """The deterministic part of an array's analog noise, to calibrate a program against.
+
+    Per macro of n bus operations a written value v becomes gain_n v + offset_n (the drift of
+    sensor.noise; the random and fixed-pattern parts average to zero). The calibrated program:
+    - loads every constant so that it is stored as intended (in_ writes (target - offset) / gain);
+    - writes every pixel once per tap (+c where the bits agree, -c where they differ, +0 where
+      neither, which includes the taps that fall outside the element), so every accumulator
+      goes through the same K writes and picks up the same drift;
+    - pre-emphasises the constant of each kernel row by 1 / gain^(K - k), the damping of the
+      writes still to come, averaged over the row's taps k, so that the taps weigh the same at
+      the end (within +-1% over a row on SCAMP-5; one load per tap would cost 20 more array
+      writes per convolution for a residual of about 0.05 of a step);
+    - and so ends with acc = white * sum + B, with B the offset of the K writes; the comparator
+      levels and the readout offset take B (and the comparator's own drift) into account.
+    On an array with that drift (and no other noise) this program computes what the exact one
+    computes on an ideal array; with the SCAMP-5 preset it removes the drift of about -20 units
+    per 5x5 convolution that otherwise moves every CNN sum across its threshold. It is tied to
+    its noise model (on an ideal array it is off by B), and costs 3 instructions per tap more.
+    The input binarisation is calibrated the same way. Not calibrated: the fixed-pattern offsets,
+    which differ per pixel, and the temporal noise."""
+
+    def __init__(self, noise, config):
+        self.noise, self.config = noise, config
+
+    def affine(self, op):
+        return self.noise.drift_terms(int(self.config.bus_ops[op]))
+
+    def load(self, target):
+        """The in_ argument that is stored as `target`."""
+        gain, offset = self.affine("in")
+        return (target - offset) / gain
+
+    def emphasis(self, k, taps):
+        """What the K - k writes after tap k (0-based) and its own leave of one unit it adds."""
+        gain, _ = self.affine("add")
+        return gain ** (taps - k)
+
+    def offset(self, taps):
+        """B: the offset K add/sub writes leave on an accumulator that starts at 0."""
+        gain, offset = self.affine("add")
+        return offset * sum(gain**j for j in range(taps))
+
+    def input_level(self, threshold, scale):
+        """The in_ argument of ct such that input_(pix, scale); sub(pix, pix, ct); where(pix)
+        tests frame >= threshold."""
+        gain, offset = self.affine("input")
+        return self.comparator_load(gain * scale * threshold + offset)
+
+    def comparator_load(self, level):
+        """The in_ argument of ct such that sub(tmp, acc, ct); where(tmp) tests acc >= level."""
+        gain, offset = self.affine("sub")
+        return self.load(level + offset / gain)
+
+
 class _Builder:
-    def __init__(self, config, layout):
+    def __init__(self, config, layout, calibration=None):
         self.config, self.layout, self.steps, self.stage = config, layout, [], None
         self.full = config.height - 1
+        self.calibration = calibration
+
+    def accumulated_offset(self, taps):
+        return self.calibration.offset(taps) if self.calibration else 0.0
+
+    def load(self, register, value):
+        """in_(register, value), loaded so that the register holds `value` when calibrated."""
+        self.emit(I.in_(register, self.calibration.load(value) if self.calibration else value))
 
     def emit(self, instruction):
         self.steps.append((self.stage, instruction))
@@ -293,8 +375,15 @@ class _Builder:
         kernel per plane per element (`kernels[(i, j)] = [k_plane0, k_plane1]`); the planes are kept."""
         k = self.layout.kernel
         half = k // 2
-        self.emit(I.in_("c", white * len(planes)))
-        self.emit(I.in_("acc", 0.0))
+        calibration = self.calibration
+        partial = len(active) < self.layout.grid**2
+        if calibration:
+            self.load("z", 0.0)
+            if partial:  # tap constants are loaded where the convolution runs only
+                self.elements("ca", active)
+        else:
+            self.emit(I.in_("c", white * len(planes)))
+        self.load("acc", 0.0)
         # Each tap's plane is shifted straight from a copy of its row, never walked: a walk pushes
         # pixels off the array edge that later taps still need.
         for row in range(k):
@@ -313,6 +402,13 @@ class _Builder:
                     else:
                         self.emit(I.dmov(f"s{n}", f"r{n}"))
                     shifted.append(f"s{n}")
+                if calibration and col == 0:  # one load per kernel row (see _Calibration)
+                    if partial:
+                        self.emit(I.dmov("FLAG", "ca"))
+                    emphasis = np.mean([calibration.emphasis(row * k + c, k * k) for c in range(k)])
+                    self.load("c", white * len(planes) / emphasis)
+                    if partial:
+                        self.emit(I.all_())
                 self._tap(shifted, kernels, row, col, active)
 
     def _tap(self, shifted, kernels, row, col, active):
@@ -337,6 +433,12 @@ class _Builder:
         self.emit(I.add("acc", "acc", "c"))
         self.emit(I.dmov("FLAG", "neg"))
         self.emit(I.sub("acc", "acc", "c"))
+        if self.calibration:  # the rest of the pixels take the tap's drift too (see _Calibration)
+            self.emit(I.dnor("rest", "pos", "neg"))
+            if len(active) < self.layout.grid**2:  # of the elements the convolution runs in
+                self.emit(I.dand("rest", "rest", "ca"))
+            self.emit(I.dmov("FLAG", "rest"))
+            self.emit(I.add("acc", "acc", "z"))
         self.emit(I.all_())
 
     def threshold(self, dst, theta, white, relu=True):
@@ -344,7 +446,10 @@ class _Builder:
         if relu and theta <= 0:
             self.emit(I.dset(dst))
             return
-        self.emit(I.in_("ct", _sensor_threshold(theta, white)))
+        level = _sensor_threshold(theta, white)
+        if self.calibration:
+            level = self.calibration.comparator_load(level + self.calibration.offset(self.layout.taps))
+        self.emit(I.in_("ct", level))
         self.emit(I.sub("tmp", "acc", "ct"))
         self.emit(I.where("tmp"))
         self.emit(I.dmov(dst, "FLAG"))

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from pixelrnn_tf._keras import tf
-from sensor.instructions import DIRECTIONS
+from sensor.instructions import DIRECTIONS, OPS
 from sensor.kernels import FUSABLE, WriteKernels, constant_word, pack, unpack, words, write_key
 from sensor.machine import Scamp5
 from sensor.noise import resolve_noise
@@ -111,6 +111,10 @@ def _pattern(height, width, row, col, row_mask, col_mask):
     rows = (np.arange(height) | row_mask) == (row | row_mask)
     cols = (np.arange(width) | col_mask) == (col | col_mask)
     return rows[:, None] & cols[None, :]
+
+
+# digital instructions, FLAG's included: they read no analog plane (but `where`, kept out)
+DIGITAL_OPS = frozenset(op for op, spec in OPS.items() if spec.dst in ("digital", "flag") and op != "where")
 
 
 class _Lazy:
@@ -395,14 +399,6 @@ class Emulator:
             token = tokens.get(register)
             return () if token is None else ((token, False),)
 
-        def disjoint(a, b):
-            """Whether digital registers a and b are provably never 1 at the same pixel."""
-            va, vb = state[a], state[b]
-            if _is_const(va) and _is_const(vb):
-                return not np.any(np.logical_and(va, vb))
-            la, lb = literals.get(a, frozenset()), literals.get(b, frozenset())
-            return any((token, not polarity) in lb for token, polarity in la)
-
         def write_spec(ins, box, step_clock):
             """(kernel op, sources, scalars) of one analog macro over box."""
             nonlocal clock
@@ -423,7 +419,7 @@ class Emulator:
                     factors = [decay_factor(s) for s in srcs]
                 factors += [1.0] * (len(sources) - len(factors))
                 scalars = [constant] + self._noise_scalars(ins.words(config)) + factors
-                return op, sources, tf.constant(scalars, tf.float32)
+                return op, sources, scalars
             finally:
                 clock = saved
 
@@ -451,12 +447,16 @@ class Emulator:
                 writes.append((op, len(xs), gate))
                 sources.append(tuple(xs))
                 scalars.append(s)
+            # writes of one macro cost (add and sub: 2 bus operations) drift and draw alike:
+            # the kernel then selects each pixel's value first and applies the noise once
+            shared = len(group) > 1 and all(x[1:6] == scalars[0][1:6] for x in scalars)
+            scalars = [tf.constant(x, tf.float32) for x in scalars]
             fixed = T(_crop(self.fixed_pattern, box)) if noise.fixed_pattern_stddev else None
             key = write_key(self.seed, counter, step)
             old = view(dst, box)
             if old.shape.rank == 2:  # an analog plane given without a batch axis
                 old = tf.broadcast_to(old, (batch,) + old.shape)
-            new, clipped = self.kernels(tuple(writes), old, sources, leaves, scalars, fixed, key)
+            new, clipped = self.kernels(tuple(writes), old, sources, leaves, scalars, fixed, key, shared)
             saturated.append(clipped)
             put(dst, new, box)
             return new, sources, box
@@ -470,47 +470,10 @@ class Emulator:
                 news = _select(unpack(tf.broadcast_to(T(flag), (words(batch),) + news.shape[1:]), batch), news, view(config.news, box))
             put(config.news, news, box)
 
-        previous_stage = None
-        analog_ops = ("bus", "mov", "add", "sub", "neg", "abs", "div2", "movx", "in", "input")
-        index = 0
-        while index < len(steps):
-            stage, ins = steps[index]
-            step = index
-            index += 1
-            if on_stage is not None and previous_stage is not None and stage != previous_stage:
-                on_stage(previous_stage, physical(unpacked=True))
-            previous_stage = stage
+        def run_digital(ins):
+            """One digital instruction (FLAG included): folded, deferred or computed."""
             op, dst, srcs, args = ins.op, ins.dst, ins.srcs, ins.args
-            clock += ins.words(config)
-            if op in analog_ops:
-                if op == "input" and frame is None:
-                    raise ValueError(f"{section} step {step}: {ins} reads the image, but this section has no frame.")
-                group = [(ins, state[config.flag], box_of(config.flag), clock)]
-                pair = steps[index : index + 2]
-                if (
-                    self.fuse
-                    and not track_news
-                    and op in FUSABLE
-                    and len(pair) == 2
-                    and all(s == stage for s, _ in pair)
-                    and pair[0][1].op == "dmov"
-                    and pair[0][1].dst == config.flag
-                    and pair[1][1].op in FUSABLE
-                    and pair[1][1].dst == dst
-                    and disjoint(config.flag, pair[0][1].srcs[0])
-                ):
-                    gate = pair[0][1].srcs[0]
-                    clock += pair[0][1].words(config) + pair[1][1].words(config)
-                    group.append((pair[1][1], state[gate], box_of(gate), clock))
-                    index += 2
-                    state[config.flag] = state[gate]  # the dmov(FLAG, gate) between the two
-                    tokens[config.flag], literals[config.flag] = tokens.get(gate), literals.get(gate, frozenset())
-                    boxes[config.flag] = box_of(gate)
-                result = run_writes(group, step)
-                written_at[dst] = clock
-                if result is not None and op in ("mov", "add", "sub") and dst != config.news and track_news:
-                    update_news(ins, result[0], result[1][0], result[2])
-            elif op == "where":
+            if op == "where":
                 # clipping and decay (a positive factor) do not change the sign: compare the raw plane
                 set_digital(config.flag, self.kernels.sign_bits(view(srcs[0], None)))
                 boxes[config.flag] = full_box
@@ -528,8 +491,7 @@ class Emulator:
                 box_a, box_b = box_of(srcs[0]), box_of(srcs[1])
                 if op == "dand":
                     lits = literals.get(srcs[0], frozenset()) | literals.get(srcs[1], frozenset())
-                    value = lazy("and", a, b)
-                    set_digital(dst, value, lits)
+                    set_digital(dst, lazy("and", a, b), lits)
                     boxes[dst] = intersection(box_a, box_b)
                 else:
                     either = lazy("or", a, b)
@@ -548,6 +510,77 @@ class Emulator:
                 set_digital(dst, _shifted(evaluate(state[srcs[0]]), dy * args[1], dx * args[1], False))
             elif op == "pattern":
                 set_digital(dst, _pattern(*self.shape, *args))
+            else:  # pragma: no cover - OPS and this interpreter are kept in step by the tests
+                raise NotImplementedError(op)
+
+        def gate_disjoint(a, b):
+            """Whether two FLAG values, given as (value, literals), are provably never 1 together."""
+            (va, la), (vb, lb) = a, b
+            if _is_const(va) and _is_const(vb):
+                return not np.any(np.logical_and(va, vb))
+            return any((token, not polarity) in lb for token, polarity in la)
+
+        def extend(group, index, stage, dst):
+            """Grow a group of writes to dst with the writes that follow under FLAGs disjoint from
+            all of the group's: [digital instructions that leave FLAG alone], dmov(FLAG, r),
+            write(dst, ...). The digital instructions run now (they read no analog plane and
+            the pending writes read no digital one but FLAG). Returns the next index."""
+            nonlocal clock
+            gates = [(state[config.flag], literals.get(config.flag, frozenset()))]
+            while True:
+                k = index
+                while (
+                    k < len(steps)
+                    and steps[k][0] == stage
+                    and steps[k][1].op in DIGITAL_OPS
+                    and steps[k][1].dst != config.flag
+                ):
+                    k += 1
+                if not (
+                    k + 1 < len(steps)
+                    and all(s == stage for s, _ in steps[k : k + 2])
+                    and steps[k][1].op == "dmov"
+                    and steps[k][1].dst == config.flag
+                    and steps[k + 1][1].op in FUSABLE
+                    and steps[k + 1][1].dst == dst
+                ):
+                    return index
+                for _, ins in steps[index:k]:
+                    clock += ins.words(config)
+                    run_digital(ins)
+                index = k
+                gate = steps[k][1].srcs[0]
+                candidate = (state[gate], literals.get(gate, frozenset()))
+                if not all(gate_disjoint(candidate, g) for g in gates):
+                    return index
+                clock += steps[k][1].words(config) + steps[k + 1][1].words(config)
+                group.append((steps[k + 1][1], state[gate], box_of(gate), clock))
+                gates.append(candidate)
+                run_digital(steps[k][1])  # the dmov(FLAG, gate) between the writes
+                index = k + 2
+
+        previous_stage = None
+        analog_ops = ("bus", "mov", "add", "sub", "neg", "abs", "div2", "movx", "in", "input")
+        index = 0
+        while index < len(steps):
+            stage, ins = steps[index]
+            step = index
+            index += 1
+            if on_stage is not None and previous_stage is not None and stage != previous_stage:
+                on_stage(previous_stage, physical(unpacked=True))
+            previous_stage = stage
+            op, dst, srcs, args = ins.op, ins.dst, ins.srcs, ins.args
+            clock += ins.words(config)
+            if op in analog_ops:
+                if op == "input" and frame is None:
+                    raise ValueError(f"{section} step {step}: {ins} reads the image, but this section has no frame.")
+                group = [(ins, state[config.flag], box_of(config.flag), clock)]
+                if self.fuse and not track_news and op in FUSABLE:
+                    index = extend(group, index, stage, dst)
+                result = run_writes(group, step)
+                written_at[dst] = clock
+                if result is not None and op in ("mov", "add", "sub") and dst != config.news and track_news:
+                    update_news(ins, result[0], result[1][0], result[2])
             elif op == "readout":
                 (row, col, height, width), scale, offset, pool = args
                 source = materialize(srcs[0])
@@ -560,8 +593,8 @@ class Emulator:
                 if pool > 1:
                     value = tf.nn.max_pool2d(value[..., None], pool, pool, "VALID")[..., 0]
                 readouts.append(value)
-            else:  # pragma: no cover - OPS and this interpreter are kept in step by the tests
-                raise NotImplementedError(op)
+            else:
+                run_digital(ins)
         if on_stage is not None and previous_stage is not None:
             on_stage(previous_stage, physical(unpacked=True))
         state = physical()

@@ -144,18 +144,20 @@ class WriteKernels:
             self._cache[key] = tf.function(make(), jit_compile=self.jit, autograph=False)
         return self._cache[key]
 
-    def __call__(self, writes, old, sources, leaves, scalars, fixed, key):
+    def __call__(self, writes, old, sources, leaves, scalars, fixed, key, shared=False):
         """writes: ((op, n_sources, FLAG expression or None), ...); old: the destination
         (B, h, w); sources: one tuple of planes per write; leaves: the packed planes the FLAG
         expressions name; scalars: one float32 vector per write (SCALARS + n_sources values);
-        fixed: the fixed-pattern plane (h, w) or None; key: uint32.
+        fixed: the fixed-pattern plane (h, w) or None; key: uint32. shared: the writes are all
+        gated and drift alike (the same scalars but the constant), so each pixel's value is
+        selected first and the noise applied once.
 
         Returns (new plane, clipped writes as int32). The new plane holds each written pixel's
         value before saturation: every reader clips it to the range (which is what the register
         holds), and the clipped writes are counted from it, in a second, light kernel that does
         not recompute the noise (XLA would duplicate the whole write into the count)."""
         structure = tuple(writes)
-        kernel = self._compiled(structure, lambda: self._kernel(structure))
+        kernel = self._compiled((structure, shared), lambda: self._kernel(structure, shared))
         new = kernel(old, tuple(sources), tuple(leaves), tuple(scalars), fixed, key)
         return new, self.count_clipped(new, tuple(w[2] for w in structure), leaves)
 
@@ -193,34 +195,49 @@ class WriteKernels:
         """The comparator over a batch of analog planes, packed: bit = plane >= 0."""
         return self._compiled("sign", lambda: lambda x: pack(x >= 0))(plane)
 
-    def _kernel(self, structure):
+    def _kernel(self, structure, shared):
         gain_on, offset_on, fixed_on, random_on, decay_on = self.switches
         lo, hi = self.lo, self.hi
 
+        def combine(op, xs, s, old):
+            if op != "scale":  # register reads: a register holds its value clipped
+                xs = [tf.clip_by_value(x, lo, hi) for x in xs]
+            if decay_on:
+                xs = [x * s[SCALARS + i] for i, x in enumerate(xs)]
+            return _COMBINE[op](list(xs), s[0]) + tf.zeros_like(old)
+
+        def noisy(value, s, draw):
+            if gain_on:
+                value = value * s[1]
+            if offset_on:
+                value = value + s[2]
+            if fixed_on:
+                value = value + s[3] * fixed_plane[0]
+            if random_on:
+                value = value + (s[4] + s[5] * tf.abs(value)) * draw
+            return value
+
+        fixed_plane = [None]
+
         def kernel(old, sources, leaves, scalars, fixed, key):
+            fixed_plane[0] = fixed
             draw = hash_normal(tf.shape(old), key) if random_on else None
+            batch = tf.shape(old)[0]
+            writes = list(zip(structure, sources, scalars))
+            if shared:
+                value, written = None, None
+                for (op, count, gate), xs, s in reversed(writes):
+                    selected = unpack(evaluate_bits(gate, leaves), batch)
+                    v = combine(op, xs, s, old)
+                    value = v if value is None else tf.where(selected, v, value)
+                    written = selected if written is None else tf.logical_or(written, selected)
+                return tf.where(written, noisy(value, scalars[0], draw), old)
             new = old
             # the last write is applied first so that the first one ends on top; with disjoint
             # flags the order does not matter
-            for (op, count, gate), xs, s in reversed(list(zip(structure, sources, scalars))):
-                if op != "scale":  # register reads: a register holds its value clipped
-                    xs = [tf.clip_by_value(x, lo, hi) for x in xs]
-                if decay_on:
-                    xs = [x * s[SCALARS + i] for i, x in enumerate(xs)]
-                value = _COMBINE[op](list(xs), s[0])
-                if gain_on:
-                    value = value * s[1]
-                if offset_on:
-                    value = value + s[2]
-                if fixed_on:
-                    value = value + s[3] * fixed
-                value = value + tf.zeros_like(old)
-                if random_on:
-                    value = value + (s[4] + s[5] * tf.abs(value)) * draw
-                if gate is None:
-                    new = value
-                else:
-                    new = tf.where(unpack(evaluate_bits(gate, leaves), tf.shape(old)[0]), value, new)
+            for (op, count, gate), xs, s in reversed(writes):
+                value = noisy(combine(op, xs, s, old), s, draw)
+                new = value if gate is None else tf.where(unpack(evaluate_bits(gate, leaves), batch), value, new)
             return new
 
         return kernel

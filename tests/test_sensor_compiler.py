@@ -100,3 +100,23 @@ def test_unsupported_models_are_refused():
         sensor.compile(pixelrnn_tf.build_model(binary=False))
     with pytest.raises(sensor.CompileError, match=r"\+-1"):
         sensor.compile_tables({**sensor.model_tables(_random_model("cnn")), "cnn_kernels": [np.zeros((5, 5, 1, 16))]})
+
+
+def test_a_program_calibrated_for_the_drift_cancels_it():
+    """Drift alone (the deterministic part of the SCAMP-5 preset) moves the exact program's
+    readouts by several model units; the program calibrated for it reads out what the Keras
+    model does, up to the per-row averaging of the pre-emphasis."""
+    model = _random_model("pixelrnn", thresholds=[1.5])
+    clips = _clips()
+    expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
+    preset = sensor.scamp5_noise()
+    drift = sensor.NoiseModel(drift_offset=preset.drift_offset, drift_gain=preset.drift_gain)
+    exact = sensor.Emulator(sensor.compile(model, input_white=5), noise=drift).run(clips)
+    calibrated_program = sensor.compile(model, input_white=5, drift=drift)
+    calibrated = sensor.Emulator(calibrated_program, noise=drift).run(clips)
+    assert np.mean(exact.readouts - expected) < -3.0
+    error = calibrated.readouts - expected
+    assert np.abs(error).mean() < 0.2 and np.mean(np.abs(error) < 0.5) > 0.98
+    assert calibrated_program.info["calibrated_for_drift"]
+    # calibration is for a noise model with drift; without one the program is the exact one
+    assert str(sensor.compile(model, input_white=5, drift="none")) == str(sensor.compile(model, input_white=5))
