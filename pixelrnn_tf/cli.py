@@ -157,7 +157,7 @@ def emulate(
     trace: Optional[str] = typer.Option(None, help="Folder for the program listing, per-stage costs and register-plane PNGs."),
     input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
     recurrent_white: Optional[float] = typer.Option(
-        None, help="Analog units of one model unit in the recurrent sums (default: the largest that never saturates, 2 on SCAMP-5)."
+        None, help="Analog units of one model unit in the recurrent sums. Default: without noise the largest that never saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range."
     ),
     seed: int = typer.Option(0, help="Noise seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips of the split."),
@@ -184,7 +184,7 @@ def finetune_decoder(
     learning_rate: float = typer.Option(1e-3, help="Adam learning rate."),
     input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
     recurrent_white: Optional[float] = typer.Option(
-        None, help="Analog units of one model unit in the recurrent sums (default: the largest that never saturates, 2 on SCAMP-5)."
+        None, help="Analog units of one model unit in the recurrent sums. Default: without noise the largest that never saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range."
     ),
     seed: int = typer.Option(0, help="Noise and training seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips per split."),

@@ -18,16 +18,40 @@ NOISE_HELP = "none (exact), scamp5 (the calibrated preset) or a JSON file of sen
 
 
 def _open(run_dir, input_white, noise="none", calibrate=True, recurrent_white=None):
-    """(run, config, model, program); the program calibrated against `noise`'s drift if asked."""
+    """(run, config, model, program, splits): the run's best model compiled for the sensor, the
+    program calibrated against `noise`'s drift if asked, and the run's data splits."""
     import pixelrnn_tf
     import sensor
+    from training import data
     from training.evaluate import open_run
 
     run, config = open_run(run_dir)
     model = pixelrnn_tf.load_model(run / "best.keras")
-    drift = sensor.resolve_noise(noise) if calibrate else None
+    splits, _ = data.load_splits(config.data, config.model, config.train.batch_size)
+    noise_model = sensor.resolve_noise(noise)
+    if recurrent_white is None and noise_model.enabled and config.model.arch == "pixelrnn":
+        recurrent_white = readout_gain(model, splits["train"], sensor.Scamp5())
+    drift = noise_model if calibrate else None
     program = sensor.compile(model, input_white=input_white, recurrent_white=recurrent_white, drift=drift)
-    return run, config, model, program
+    return run, config, model, program, splits
+
+
+def readout_gain(model, dataset, array, clips=256, quantile=99.0):
+    """recurrent_white for a noisy array: the largest whole number of analog units per model unit
+    that keeps `quantile`% of the model's PixelRNN readouts (on up to `clips` training clips)
+    inside the analog range. The exact program's gain never saturates (|o| <= 50: 2 units on
+    SCAMP-5), but trained readouts stay far smaller, and a larger gain lifts them above the
+    analog noise: the rare extremes that saturate cost less than the noise they escape."""
+    from pixelrnn_tf.models import sensor_model
+
+    readouts, seen = [], 0
+    for batch, _ in dataset:
+        readouts.append(np.abs(sensor_model(model)(batch, training=False).numpy()).ravel())
+        seen += len(batch)
+        if seen >= clips:
+            break
+    level = max(float(np.percentile(np.concatenate(readouts), quantile)), 1.0)
+    return float(max(1, int(min(-array.analog_min, array.analog_max) // level)))
 
 
 def _decoder_model(model, clone=False):
@@ -111,12 +135,10 @@ def emulate(
     """
     import sensor
     from pixelrnn_tf.models import sensor_model
-    from training import data
 
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {repeats}.")
-    run, config, model, program = _open(run_dir, input_white, noise, calibrate, recurrent_white)
-    splits, _ = data.load_splits(config.data, config.model, config.train.batch_size)
+    run, config, model, program, splits = _open(run_dir, input_white, noise, calibrate, recurrent_white)
     if split not in splits:
         raise ValueError(f"Unknown split {split!r}; choose train, val or test.")
     keras_readouts = sensor_model(model)
@@ -157,6 +179,7 @@ def emulate(
         "clips": int(len(labels)),
         "noise": noise,
         "calibrated": bool(program.info.get("calibrated_for_drift")),
+        "recurrent_white": program.info.get("recurrent_white"),
         "repeats": repeats,
         "keras_accuracy": keras_accuracy,
         "emulated_accuracy": float(np.mean(accuracies)),
@@ -200,6 +223,7 @@ def format_emulation(result):
     lines = [
         f"Emulated {result['clips']} {result['split']} clips on SCAMP-5, noise {result['noise']}"
         + (", program calibrated for its drift" if result.get("calibrated") else "")
+        + (f", recurrent_white {result['recurrent_white']:g}" if result.get("recurrent_white") else "")
         + f", {result['repeats']} repeat(s)",
         f"  accuracy, Keras model            {result['keras_accuracy']:.1%}",
         f"  accuracy, emulated readouts      {result['emulated_accuracy']:.1%}"
@@ -240,13 +264,11 @@ def finetune_decoder(
     import sensor
     from pixelrnn_tf._keras import tf
     from pixelrnn_tf.models import sensor_model
-    from training import data
 
     if readouts not in ("emulator", "keras"):
         raise ValueError(f"--readouts must be emulator or keras, got {readouts!r}.")
     noise_model = noise if readouts == "emulator" else "none"
-    run, config, model, program = _open(run_dir, input_white, noise_model, calibrate, recurrent_white)
-    splits, _ = data.load_splits(config.data, config.model, config.train.batch_size)
+    run, config, model, program, splits = _open(run_dir, input_white, noise_model, calibrate, recurrent_white)
     tf.keras.utils.set_random_seed(seed)
     features = {}
     for index, split in enumerate(("train", "val", "test")):

@@ -34,7 +34,14 @@ input_white = 10 (the paper's) a CNN sum |c| <= 25 spans +-250 units and saturat
 the executor counts such writes. The recurrent sums |w*x + u*h| <= 50, so recurrent_white
 defaults to the largest unit that keeps 50 u inside the range (2 on SCAMP-5) and the readout
 never saturates. With input_white <= 5 nothing saturates anywhere and the emulator equals the
-Keras model exactly.
+Keras model exactly. On a noisy array that gain leaves the recurrent sums a few analog units
+per model unit, within the noise; `pixelrnn emulate --noise ...` therefore picks the largest
+gain that keeps 99% of the model's trained readouts in range (sensor.cli.readout_gain).
+
+Drift calibration (compile(..., drift=noise_model), see _Calibration): the same mapping with the
+constants, comparator levels and readout offset corrected for the deterministic drift of the
+array's analog operations, and a "+0" write where a tap neither adds nor subtracts, so that
+every accumulator drifts alike.
 """
 
 import math

@@ -54,3 +54,17 @@ def test_bad_arguments_are_refused(run_dir):
         cli.finetune_decoder(str(run_dir), readouts="chip")
     with pytest.raises(FileNotFoundError):
         cli.emulate(str(run_dir / "missing"))
+
+
+def test_readout_gain_keeps_99_percent_of_the_readouts_in_range():
+    import sensor
+    from pixelrnn_tf._keras import tf
+
+    tf.keras.utils.set_random_seed(2)
+    model = pixelrnn_tf.build_model(arch="pixelrnn", frames=4, window=2)
+    clips = np.random.default_rng(3).standard_normal((6, 4, 64, 64, 1)).astype("float32")
+    dataset = [(clips[:3], None), (clips[3:], None)]
+    gain = cli.readout_gain(model, dataset, sensor.Scamp5())
+    level = np.percentile(np.abs(pixelrnn_tf.sensor_model(model)(clips).numpy()), 99)
+    assert gain == max(1, int(127 // level))
+    assert gain * level <= 127 < (gain + 1) * level or gain == 1
