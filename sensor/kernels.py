@@ -66,7 +66,10 @@ def write_key(seed, counter, step):
     counter = tf.cast(counter, tf.int64) * 1_000_003 + step
     low = tf.cast(tf.bitwise.bitwise_and(counter, 0xFFFFFFFF), tf.uint32)
     high = tf.cast(tf.bitwise.right_shift(counter, 32), tf.uint32)
-    return _mix32(_mix32(low ^ _u32(int(seed) & 0xFFFFFFFF)) + high * _u32(0x9E3779B9))
+    # the seed is hashed on its own first: XOR-ing it into the counter would give seed s at step
+    # t the draws of seed s ^ 1 at step t ^ 1
+    seed_key = _mix32(_u32(int(seed) & 0xFFFFFFFF) ^ _u32(0x5BD1E995))
+    return _mix32(_mix32(low + seed_key) + high * _u32(0x9E3779B9))
 
 
 def hash_normal(shape, key):

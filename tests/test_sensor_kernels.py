@@ -117,3 +117,8 @@ def test_long_digital_chains_are_evaluated_like_numpy():
     np.testing.assert_array_equal(planes["R1"], other)
     np.testing.assert_array_equal(planes["R2"][:, :-1], expected[:, 1:])
     assert not planes["R2"][:, -1].any()
+
+
+def test_write_keys_do_not_repeat_across_seeds_and_steps():
+    keys = {int(write_key(seed, counter, step)) for seed in range(4) for counter in range(4) for step in range(64)}
+    assert len(keys) == 4 * 4 * 64
