@@ -147,6 +147,18 @@ def _sensor_call(function, **kwargs):
         raise UserError(str(error)) from None
 
 
+# How a model is compiled for the sensor: options shared by emulate and finetune-decoder.
+INPUT_WHITE = typer.Option(10.0, help="Analog units of one binary input on the sensor.")
+RECURRENT_WHITE = typer.Option(
+    None,
+    help="Analog units of one model unit in the recurrent sums. Default: without noise the largest that never "
+    "saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range.",
+)
+CALIBRATE = typer.Option(
+    True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
+)
+
+
 @app.command()
 @user_errors
 def emulate(
@@ -155,15 +167,11 @@ def emulate(
     split: str = typer.Option("test", help="train, val or test."),
     repeats: int = typer.Option(1, help="Repeats with different noise seeds (mean and std are reported)."),
     trace: Optional[str] = typer.Option(None, help="Folder for the program listing, per-stage costs and register-plane PNGs."),
-    input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
-    recurrent_white: Optional[float] = typer.Option(
-        None, help="Analog units of one model unit in the recurrent sums. Default: without noise the largest that never saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range."
-    ),
+    input_white: float = INPUT_WHITE,
+    recurrent_white: Optional[float] = RECURRENT_WHITE,
     seed: int = typer.Option(0, help="Noise seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips of the split."),
-    calibrate: bool = typer.Option(
-        True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
-    ),
+    calibrate: bool = CALIBRATE,
 ):
     """Run a model's in-pixel part on the SCAMP-5 emulator, instruction by instruction, and compare with Keras."""
     from sensor.cli import emulate as run_emulation
@@ -182,16 +190,12 @@ def finetune_decoder(
     noise: str = typer.Option("scamp5", help="Emulator noise: none, scamp5 or a JSON noise-model file."),
     epochs: int = typer.Option(5, help="Decoder training epochs."),
     learning_rate: float = typer.Option(1e-3, help="Adam learning rate."),
-    input_white: float = typer.Option(10.0, help="Analog units of one binary input on the sensor."),
-    recurrent_white: Optional[float] = typer.Option(
-        None, help="Analog units of one model unit in the recurrent sums. Default: without noise the largest that never saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range."
-    ),
+    input_white: float = INPUT_WHITE,
+    recurrent_white: Optional[float] = RECURRENT_WHITE,
     seed: int = typer.Option(0, help="Noise and training seed."),
     max_clips: Optional[int] = typer.Option(None, help="Emulate at most this many clips per split."),
     out: Optional[str] = typer.Option(None, help="Where to write the model (default RUN_DIR/finetuned.keras)."),
-    calibrate: bool = typer.Option(
-        True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
-    ),
+    calibrate: bool = CALIBRATE,
 ):
     """Retrain only the off-sensor decoder on readouts produced by the emulator."""
     from sensor.cli import finetune_decoder as run_finetune
