@@ -149,8 +149,9 @@ class Emulator:
     seed: seeds the fixed-pattern offsets and every temporal draw.
     jit: compile each analog write into one fused XLA kernel (sensor.kernels). False runs the
         same kernels as plain TensorFlow ops: the same values, several times slower.
-    fuse: run a tap's add and subtract (writes to one register under disjoint FLAGs) as one
-        kernel. Results are identical without noise; with noise the draws differ, not their law.
+    fuse: run writes to one register under FLAGs proven disjoint (a tap's add, subtract and the
+        calibrated "+0") as one kernel. Results are identical without noise; with noise the
+        draws differ, not their law.
     """
 
     def __init__(self, program, config=None, noise=None, seed=0, jit=True, fuse=True):

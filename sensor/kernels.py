@@ -14,9 +14,11 @@ macro is already one draw standing in for several bus operations, and the tests 
 emulated statistics (means, standard deviations, independence) against the noise model; a
 Box-Muller transform in the same loop cost 10x more.
 
-Two writes to the same register under disjoint FLAGs (a tap's add where input and weight agree,
-subtract where they differ) run as one kernel with one draw per pixel: every pixel takes part in
-at most one of them, so this is the same computation as running them one after the other.
+Writes to the same register under disjoint FLAGs (a tap's add where input and weight agree,
+subtract where they differ, and the calibrated program's "+0" elsewhere) run as one kernel with
+one draw per pixel: every pixel takes part in at most one of them, so this is the same
+computation as running them one after the other. When they cost the same bus operations, the
+kernel selects each pixel's value first and applies drift and noise once.
 
 Digital planes are bit-packed over the batch: bit b % 32 of word b // 32 of a pixel is that
 pixel's bit on sensor b, so a plane is (ceil(B / 32), H, W) int32 and one bitwise op or shift
