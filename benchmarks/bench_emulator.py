@@ -4,7 +4,7 @@ Compiles a 1-layer binary PixelRNN (random weights) into a SCAMP-5 program and p
 instructions and estimated chip time per frame, then emulated frames per second at batch 1, 16
 and 64 (independent sensors emulated at once): the exact program with noise off and with the
 SCAMP-5 noise preset, and the program calibrated for the preset's drift with the preset.
-The first call of each configuration traces (and with --jit compiles) the program; it is timed
+The first call of each configuration traces the program and compiles its kernels; it is timed
 separately and left out of the throughput.
 
     python benchmarks/bench_emulator.py [--frames 16] [--batches 1 16 64] [--no-jit] [--cnn-layers 1] [--repeats 3]

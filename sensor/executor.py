@@ -195,10 +195,7 @@ class Emulator:
 
     def unpack_state(self, state, batch):
         """Registers as (B, H, W) planes: digital ones unpacked to bool, analog ones as they are."""
-        return {
-            r: unpack(tf.broadcast_to(v, (words(batch),) + self.shape), batch) if self.config.kind(r) == "digital" else v
-            for r, v in state.items()
-        }
+        return {r: _bits(v, batch) if self.config.kind(r) == "digital" else v for r, v in state.items()}
 
     def _noise_scalars(self, bus_ops):
         """[gain, offset, fixed-pattern scale, sigma_0, sigma_1] of a macro of `bus_ops` operations."""
@@ -298,7 +295,7 @@ class Emulator:
                 if config.kind(register) == "analog":
                     planes[register] = self.kernels.clip(value)
                 elif unpacked:
-                    planes[register] = unpack(tf.broadcast_to(T(value), (words(batch),) + self.shape), batch)
+                    planes[register] = _bits(T(value), batch)
                 else:
                     planes[register] = value
             return planes
@@ -370,16 +367,17 @@ class Emulator:
                 base = value.base if isinstance(value, _Boxed) and value.box == box else materialize(register)
                 state[register] = _Boxed(base, box, sub)
 
-        def decay_factor(register):
+        def decay_factor(register, at=None):
+            """How much of its value `register` keeps when read at clock `at` (default: now)."""
             if not np.isfinite(noise.decay_time_s):
                 return 1.0
-            return noise.decay(config.seconds(clock - written_at.get(register, 0)))
+            return noise.decay(config.seconds((clock if at is None else at) - written_at.get(register, 0)))
 
-        def read(register, box=None):
+        def read(register, box=None, at=None):
             value = view(register, box)
             if config.kind(register) == "analog":
                 value = self.kernels.clip(value)  # analog planes keep values before saturation
-            factor = decay_factor(register)
+            factor = decay_factor(register, at)
             return value * factor if factor != 1.0 else value
 
         def set_digital(register, value, lits=None):
@@ -392,40 +390,31 @@ class Emulator:
                 tokens[register] = next_token[0]
                 literals[register] = frozenset(lits or ()) | {(next_token[0], True)}
 
-        def own(register):
-            token = tokens.get(register)
-            return () if token is None else ((token, True),)
-
         def negated(register):
             token = tokens.get(register)
             return () if token is None else ((token, False),)
 
-        def write_spec(ins, box, step_clock):
-            """(kernel op, sources, scalars) of one analog macro over box."""
-            nonlocal clock
-            saved, clock = clock, step_clock
-            try:
-                op, srcs, args = ins.op, ins.srcs, ins.args
-                constant, sources, factors = 0.0, [], []
-                if op == "movx":
-                    dy, dx = DIRECTIONS[args[0]]
-                    sources = [_shifted(read(srcs[0]), dy, dx, config.edge_value)]
-                    op = "mov"
-                elif op == "input":
-                    sources, constant, op = [_crop(self._fit_frame(frame), box)], args[0], "scale"
-                elif op == "in":
-                    constant = args[0]
-                else:
-                    sources = [view(s, box) for s in srcs]
-                    factors = [decay_factor(s) for s in srcs]
-                factors += [1.0] * (len(sources) - len(factors))
-                scalars = [constant] + self._noise_scalars(ins.words(config)) + factors
-                return op, sources, scalars
-            finally:
-                clock = saved
+        def write_spec(ins, box, at):
+            """(kernel op, sources, scalars) of one analog macro over box, executed at clock `at`."""
+            op, srcs, args = ins.op, ins.srcs, ins.args
+            constant, sources, factors = 0.0, [], []
+            if op == "movx":
+                dy, dx = DIRECTIONS[args[0]]
+                sources = [_shifted(read(srcs[0], at=at), dy, dx, config.edge_value)]
+                op = "mov"
+            elif op == "input":
+                sources, constant, op = [_crop(self._fit_frame(frame), box)], args[0], "scale"
+            elif op == "in":
+                constant = args[0]
+            else:
+                sources = [view(s, box) for s in srcs]
+                factors = [decay_factor(s, at) for s in srcs]
+            factors += [1.0] * (len(sources) - len(factors))
+            scalars = [constant] + self._noise_scalars(ins.words(config)) + factors
+            return op, sources, scalars
 
         def run_writes(group, step):
-            """Run one analog write, or two under disjoint FLAGs, as one kernel.
+            """Run one analog write, or several under disjoint FLAGs, as one kernel.
             group: ((instruction, flag register value, flag box, clock at the instruction), ...)."""
             box = None
             for _, _, flag_box, _ in group:
@@ -468,7 +457,7 @@ class Emulator:
             flag = _crop(evaluate(state[config.flag]), box)
             news = -self.kernels.clip(new if ins.op != "sub" else sources[0])
             if not _all_true(flag):
-                news = _select(unpack(tf.broadcast_to(T(flag), (words(batch),) + news.shape[1:]), batch), news, view(config.news, box))
+                news = _select(_bits(T(flag), batch), news, view(config.news, box))
             put(config.news, news, box)
 
         def run_digital(ins):
@@ -588,7 +577,7 @@ class Emulator:
                 if config.kind(srcs[0]) == "analog":
                     value = tf.broadcast_to(self.kernels.clip(source), (batch,) + self.shape)
                 else:
-                    value = unpack(tf.broadcast_to(T(source), (words(batch),) + self.shape), batch)
+                    value = _bits(T(source), batch)
                 value = tf.cast(value, tf.float32)
                 value = value[:, row : row + height, col : col + width] * scale + offset
                 if pool > 1:
@@ -687,6 +676,12 @@ class Emulator:
         state, _, _ = self.execute("reset", state, clip[:, 0], 0, on_stage=save("reset"))
         self.execute("frame", state, clip[:, 0], 0, on_stage=save("frame0"))
         return paths
+
+
+def _bits(packed, batch):
+    """A packed digital plane, or a (1, h, w) constant word, as (batch, h, w) bool."""
+    packed = tf.convert_to_tensor(packed)
+    return unpack(tf.broadcast_to(packed, tf.concat([[words(batch)], tf.shape(packed)[1:]], 0)), batch)
 
 
 def _offset_leaves(expression, offset):

@@ -211,21 +211,18 @@ class WriteKernels:
                 xs = [x * s[SCALARS + i] for i, x in enumerate(xs)]
             return _COMBINE[op](list(xs), s[0]) + tf.zeros_like(old)
 
-        def noisy(value, s, draw):
+        def noisy(value, s, fixed, draw):
             if gain_on:
                 value = value * s[1]
             if offset_on:
                 value = value + s[2]
             if fixed_on:
-                value = value + s[3] * fixed_plane[0]
+                value = value + s[3] * fixed
             if random_on:
                 value = value + (s[4] + s[5] * tf.abs(value)) * draw
             return value
 
-        fixed_plane = [None]
-
         def kernel(old, sources, leaves, scalars, fixed, key):
-            fixed_plane[0] = fixed
             draw = hash_normal(tf.shape(old), key) if random_on else None
             batch = tf.shape(old)[0]
             writes = list(zip(structure, sources, scalars))
@@ -236,12 +233,12 @@ class WriteKernels:
                     v = combine(op, xs, s, old)
                     value = v if value is None else tf.where(selected, v, value)
                     written = selected if written is None else tf.logical_or(written, selected)
-                return tf.where(written, noisy(value, scalars[0], draw), old)
+                return tf.where(written, noisy(value, scalars[0], fixed, draw), old)
             new = old
             # the last write is applied first so that the first one ends on top; with disjoint
             # flags the order does not matter
             for (op, count, gate), xs, s in reversed(writes):
-                value = noisy(combine(op, xs, s, old), s, draw)
+                value = noisy(combine(op, xs, s, old), s, fixed, draw)
                 new = value if gate is None else tf.where(unpack(evaluate_bits(gate, leaves), batch), value, new)
             return new
 
