@@ -7,7 +7,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["pixelrnn_tf*", "sensor*", "training*", "export*"]),
+    packages=find_packages(include=["pixelrnn_tf*", "sensor*", "training*", "export*", "pixelrnn_cli*"]),
     package_data={"training": ["data/*.json", "configs/*.json"]},
     install_requires=[
         "tensorflow==2.21.0",
@@ -20,6 +20,7 @@ setup(
         "importlib_resources==7.1.0",
         "tensorboard==2.21.0",  # the TensorBoard callback writes logs through it
         "typer==0.29.2",
+        "rich==15.0.0",  # progress bars of the emulator (typer brings it; we import it directly)
         "matplotlib==3.11.2",
         # The exporter checks its int8 decoder on the real TFLite Micro interpreter (only dev
         # builds are published) and on LiteRT, the interpreter that replaces tf.lite.Interpreter.
@@ -27,5 +28,5 @@ setup(
         "ai-edge-litert==2.3.0",
     ],
     extras_require={"test": ["pytest==9.2.0"]},
-    entry_points={"console_scripts": ["pixelrnn=pixelrnn_tf.cli:main", "pixelrnn-export=export.cli:main"]},
+    entry_points={"console_scripts": ["pixelrnn=pixelrnn_cli.app:main", "pixelrnn-export=pixelrnn_cli.app:export_main"]},
 )

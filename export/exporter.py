@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 
 import pixelrnn_tf
-from pixelrnn_tf.models import ENCODER_LAYER, RECURRENCE_LAYER
+from pixelrnn_tf.models import RECURRENCE_LAYER
 
 from export import decoder as decoder_module
 from export import micro
 from export.errors import ExportError
-from export.sensor_tables import arch_name, dumps, sensor_tables, write_sensor_tables
+from export.sensor_tables import dumps, sensor_tables, write_sensor_tables
 
 SPLITS = ("sensor", "decoder")
 MANIFEST = "manifest.json"
@@ -48,15 +48,13 @@ def parse_splits(splits):
 
 
 def load_source(source):
-    """(model, run_dir or None) from a run directory (best.keras in it) or a .keras file."""
+    """The model of `source`: a Keras model, or the path of a `.keras` file."""
+    if hasattr(source, "get_layer"):
+        return source
     path = Path(source)
-    if path.is_dir():
-        if not (path / "best.keras").is_file():
-            raise ExportError(f"{path} is not a run directory: it has no best.keras. Train one with `pixelrnn train --out DIR`.")
-        return pixelrnn_tf.load_model(path / "best.keras"), path
-    if path.is_file():
-        return pixelrnn_tf.load_model(path), None
-    raise ExportError(f"No run directory or model file at {path}.")
+    if not path.is_file():
+        raise ExportError(f"No model file at {path}: give a .keras file (or, on the command line, a run directory).")
+    return pixelrnn_tf.load_model(path)
 
 
 def load_data_file(path):
@@ -211,20 +209,32 @@ def export_decoder(
 
 
 def export_model(
-    source, out, splits=SPLITS, input_white=10, representative=None, evaluation=None, min_agreement=MIN_AGREEMENT, source_name=None
+    source,
+    out,
+    splits=SPLITS,
+    input_white=10,
+    representative=None,
+    evaluation=None,
+    min_agreement=MIN_AGREEMENT,
+    source_name=None,
+    recurrent_white=None,
+    array=None,
 ):
-    """Export `source` (a Keras model, a run directory or a .keras file) into folder `out`.
+    """Export `source` (a Keras model or a .keras file) into folder `out`.
 
+    input_white, recurrent_white: sensor units of one count of the CNN and of the recurrent sums
+    (recurrent_white: default the compiler's); array: the sensor (default sensor.Scamp5()).
     representative, evaluation: {"clips" or "readouts": array, "labels": optional} (see
     load_data_file); needed for the decoder split; evaluation defaults to the representative data.
     source_name: what the manifest names as the source (default: the path, or the model's name).
     Returns {"out", "manifest", "sensor" (tables), "decoder" (decoder.json contents)}.
     """
     splits = parse_splits(splits)
-    model = source if hasattr(source, "get_layer") else load_source(source)[0]
+    model = load_source(source)
     out = Path(out)
     _check_out_dir(out)
-    tables = sensor_tables(model, input_white) if "sensor" in splits else None
+    in_pixel = pixelrnn_tf.in_pixel_tables(model)
+    tables = sensor_tables(in_pixel, input_white, recurrent_white, array) if "sensor" in splits else None
     if "decoder" in splits:
         if representative is None:
             raise ExportError(
@@ -250,10 +260,10 @@ def export_model(
             "format": "pixelrnn-export/1",
             "source": str(source_name or (model.name if hasattr(source, "get_layer") else source)),
             "model": model.name,
-            "arch": arch_name(model.get_layer(RECURRENCE_LAYER).cell),
-            "in_pixel_cnn_layers": model.get_layer(ENCODER_LAYER).num_layers if ENCODER_LAYER in [l.name for l in model.layers] else 0,
-            "window": int(model.get_layer(RECURRENCE_LAYER).window),
-            "readout_shape": list(decoder_module.readout_shape(model)),
+            "arch": in_pixel.arch,
+            "in_pixel_cnn_layers": len(in_pixel.cnn_kernels),
+            "window": in_pixel.window,
+            "readout_shape": list(in_pixel.readout_shape),
             "splits": list(splits),
             "input_white": float(input_white),
             "files": {str(p.relative_to(staging)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files},

@@ -1,13 +1,17 @@
 """The in-pixel half of a trained model as data a SCAMP-5 sensor program loads.
 
-`sensor_tables(model, input_white)` reads the binary kernels and thresholds out of a model;
-`write_sensor_tables` writes them as weights.json, weights.npz and weights.h; `read_sensor_tables`
-loads the first two back (what the emulator and the tests read).
+`sensor_tables(model)` turns the model's in-pixel numbers (`pixelrnn_tf.in_pixel_tables`) into the
+sensor's: +-1 kernels in load and slot order, and every threshold as the level the sensor compares
+at; `write_sensor_tables` writes them as weights.json, weights.npz and weights.h;
+`read_sensor_tables` loads the first two back, and `load_in_pixel_tables` turns an export back into
+the tables `sensor.compile_tables` compiles, so an exported model runs on the emulator from its
+files alone.
 
-Units. The model counts in units of one binary input (a 5x5 +-1 kernel on +-1 inputs gives an
-integer in [-25, 25]); the sensor's analog registers hold signed 8-bit values in which a binary
-input is `input_white`. A threshold theta becomes round(theta * input_white), which must lie in
-[-128, 127].
+Units and levels. The model counts in units of one binary input (a 5x5 +-1 kernel on +-1 inputs
+gives an integer in [-25, 25]); on the sensor a count of the CNN is `input_white` analog units and
+a count of the recurrent sums `recurrent_white`. Each threshold becomes the level of
+`sensor.levels`, the same function the compiler's programs compare with, so the table a chip loads
+and the emulated program decide alike. A level must lie inside the array's analog range.
 
 Load order (the PixelRNN authors' SCAMP-5 program, So et al. 2024). A 5x5 kernel W is 25 integers
 from the bottom kernel row up, left to right: entry n = W[4 - n div 5, n mod 5]. The 16 CNN kernels
@@ -23,16 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelrnn_tf.cells import CELLS
-from pixelrnn_tf.models import ENCODER_LAYER, READOUT_LAYER, RECURRENCE_LAYER
+from pixelrnn_tf.tables import InPixelTables, in_pixel_tables
+from sensor import INPUT_SCALE, CompileError, Scamp5, default_recurrent_white
+from sensor.levels import checked_count_level, checked_frame_level
 
 from export.errors import ExportError
 
-SENSOR_MIN, SENSOR_MAX = -128, 127  # SCAMP-5 analog registers: signed 8-bit
-FORMAT = "pixelrnn-sensor-tables/1"
+FORMAT = "pixelrnn-sensor-tables/2"
+# /1 wrote round(theta * input_white) as the sensor threshold; its model-unit values read alike.
+READABLE_FORMATS = ("pixelrnn-sensor-tables/1", FORMAT)
 # Gate pairs (w_g, u_g) fill these slots in order: PixelRNN's f and o take the authors' 5, 6, 9,
 # 10; cells with more gates (ConvGRU 3, ConvLSTM 4) continue in the outer slots.
 RECURRENT_SLOT_ORDER = (5, 6, 9, 10, 1, 2, 13, 14, 4, 7, 8, 11)
+# The recurrent comparison each compiled cell makes, by the name its threshold has in the table.
+RECURRENT_COMPARISON = {"pixelrnn": "forget", "srnn": "hidden"}
 
 
 def load_order(kernel):
@@ -51,22 +59,6 @@ def cnn_slot_channels(grid=4):
     return tuple(grid * (s % grid) + s // grid for s in range(grid * grid))
 
 
-def recurrent_kernel_names(cell):
-    """The cell's kernels in slot order: w and u of each gate in turn (w_f, u_f, w_o, u_o)."""
-    names = []
-    for w, u in zip(cell.input_kernels, cell.hidden_kernels):
-        names += [w, u]
-    return tuple(names)
-
-
-def arch_name(cell):
-    """The architecture name of a cell (pixelrnn, convlstm, ...), as ModelConfig spells it."""
-    for name, cls in CELLS.items():
-        if type(cell) is cls:
-            return name
-    raise ExportError(f"Unknown recurrent cell {type(cell).__name__}: the exporter knows {', '.join(CELLS)}.")
-
-
 def _binary_kernel(value, what):
     value = np.asarray(value, dtype=np.float64)
     if not np.all(np.abs(value) == 1.0):
@@ -77,102 +69,125 @@ def _binary_kernel(value, what):
     return value.astype(np.int8)
 
 
-def to_sensor_units(name, theta, input_white):
-    """round(theta * input_white), checked against the sensor's signed 8-bit range."""
-    value = int(np.round(float(theta) * float(input_white)))
-    if not SENSOR_MIN <= value <= SENSOR_MAX:
-        fits = int(np.floor(SENSOR_MAX / abs(float(theta))))
-        raise ExportError(
-            f"Threshold {name} = {float(theta):.6g} is {value} in sensor units at input_white "
-            f"{input_white}, outside the sensor's signed 8-bit range [{SENSOR_MIN}, {SENSOR_MAX}]; "
-            f"use --input-white {fits} or less."
+class _Levels:
+    """Thresholds as {"model": theta, "sensor": level}, levels from sensor.levels; a level that
+    does not fit the array is an ExportError naming the fix."""
+
+    def __init__(self, array, input_white, recurrent_white, input_scale):
+        self.array, self.input_white, self.recurrent_white, self.input_scale = array, input_white, recurrent_white, input_scale
+
+    def _checked(self, compute, *args, **kwargs):
+        try:
+            return compute(*args, **kwargs)
+        except CompileError as error:
+            raise ExportError(str(error)) from None
+
+    def cnn(self, name, theta):
+        level = self._checked(checked_count_level, name, theta, self.input_white, self.array, relu=True)
+        # None: theta <= 0 passes every count after the ReLU; the range's lowest value is a level
+        # every register value reaches, so a program that always compares still decides right.
+        return {"model": float(theta), "sensor": int(self.array.analog_min) if level is None else level}
+
+    def recurrent(self, name, theta):
+        level = self._checked(
+            checked_count_level, name, theta, self.recurrent_white, self.array, option="--recurrent-white"
         )
-    return value
+        return {"model": float(theta), "sensor": level}
+
+    def frame(self, name, theta):
+        return {"model": float(theta), "sensor": self._checked(checked_frame_level, name, theta, self.input_scale, self.array)}
 
 
-def _threshold(name, theta, input_white):
-    return {"model": float(theta), "sensor": to_sensor_units(name, theta, input_white)}
+def sensor_tables(model, input_white=10, recurrent_white=None, array=None, input_scale=INPUT_SCALE):
+    """Everything the sensor program needs from `model` (a Keras model or its InPixelTables), as a
+    dict of numbers and numpy arrays. recurrent_white defaults to the compiler's (the largest that
+    never saturates a recurrent sum); array defaults to sensor.Scamp5().
 
-
-def sensor_tables(model, input_white=10):
-    """Everything the sensor program needs from `model`, as a dict of numbers and numpy arrays.
-
-    Raises ExportError for a non-binary model or a threshold outside the sensor's range."""
-    if not input_white or input_white <= 0:
-        raise ExportError(f"input_white must be a positive number of sensor units, got {input_white}.")
-    layer_names = [layer.name for layer in model.layers]
-    recurrence = model.get_layer(RECURRENCE_LAYER)
-    readout = model.get_layer(READOUT_LAYER)
-    cell = recurrence.cell
-    if not cell.binary:
+    Raises ExportError for a non-binary model or a level outside the array's range."""
+    tables = model if isinstance(model, InPixelTables) else in_pixel_tables(model)
+    array = array or Scamp5()
+    if not input_white or input_white < 1:
+        raise ExportError(f"input_white must be at least 1 sensor unit per count, got {input_white}.")
+    if not tables.binary:
         raise ExportError(
-            f"Model {model.name!r} has non-binary in-pixel weights (a full-precision {type(cell).__name__}); "
+            f"Model {tables.model_name!r} has non-binary in-pixel weights (a full-precision {tables.arch}); "
             "sensor tables need a model built with binary=True. Export only --split decoder."
         )
-    tables = {
+    if recurrent_white is None:
+        recurrent_white = default_recurrent_white(tables.kernel_size, array)
+    levels = _Levels(array, float(input_white), float(recurrent_white), float(input_scale))
+    result = {
         "format": FORMAT,
-        "model": model.name,
-        "arch": arch_name(cell),
+        "model": tables.model_name,
+        "arch": tables.arch,
+        "array": array.name,
         "input_white": float(input_white),
-        "window": int(recurrence.window),
-        "sensor_range": [SENSOR_MIN, SENSOR_MAX],
+        "recurrent_white": float(recurrent_white),
+        "input_scale": float(input_scale),
+        "window": int(tables.window),
+        "sensor_range": [int(array.analog_min), int(array.analog_max)],
         "load_order": "entry n = W[4 - n div 5, n mod 5] (bottom kernel row first, left to right)",
+        "levels": "sensor.levels: counts pass at ceil(white * (ceil(theta) - 1/2)); the frame at input_scale * theta",
         "cnn_layers": [],
         "input_threshold": None,
         "tiling": None,
         "recurrent_kernels": {},
         "recurrent_slots": {},
         "recurrent_thresholds": {},
-        "noise": {},
-        "readout": {"pool_size": int(readout.pool_size), "shape": [int(d) for d in readout.output.shape[2:]]},
+        "noise": _noise(tables, float(input_white), float(recurrent_white)),
+        "readout": {"pool_size": int(tables.readout_pool), "shape": list(tables.readout_shape)},
     }
-    noise = {"gate_noise_stddev": cell.gate_noise_stddev, "readout_noise_stddev": readout.noise_stddev}
-    if ENCODER_LAYER in layer_names:
-        cnn = model.get_layer(ENCODER_LAYER)
-        if not cnn.binary:
-            raise ExportError(
-                f"Model {model.name!r} has a full-precision in-pixel CNN (non-binary weights); sensor "
-                "tables need a model built with binary=True. Export only --split decoder."
-            )
-        grid = cnn.grid
-        tables["tiling"] = {
-            "grid": grid,
-            "rule": f"channel k at tile row k mod {grid}, tile column k div {grid}",
-            "slot_channels": list(cnn_slot_channels(grid)),
-        }
-        for layer in range(cnn.num_layers):
-            kernel = _binary_kernel(cnn.binary_kernel(layer).numpy(), f"CNN layer {layer + 1}")
-            if kernel.shape[2] != 1:
-                raise ExportError(f"CNN layer {layer + 1} has {kernel.shape[2]} input channels; the sensor program takes 1.")
-            tables["cnn_layers"].append(
-                {
-                    "kernels": np.transpose(kernel[:, :, 0, :], (2, 0, 1)),  # (channel, row, column)
-                    "threshold": _threshold(f"theta_{layer + 1}", cnn.thresholds[layer].numpy(), input_white),
-                }
-            )
-        if cnn.input_threshold is not None:
-            tables["input_threshold"] = _threshold("input_threshold", cnn.input_threshold.numpy(), input_white)
-        noise["cnn_noise_stddev"] = cnn.noise_stddev
-    names = recurrent_kernel_names(cell)
-    if len(names) > len(RECURRENT_SLOT_ORDER):
-        raise ExportError(f"{type(cell).__name__} has {len(names)} kernels; the 16-slot table holds {len(RECURRENT_SLOT_ORDER)}.")
-    for name, slot in zip(names, RECURRENT_SLOT_ORDER):
-        kernel = _binary_kernel(cell.kernel(name).numpy(), f"Recurrent kernel {name}")
+    _cnn_entries(result, tables, levels)
+    _recurrent_entries(result, tables, levels)
+    return result
+
+
+def _noise(tables, input_white, recurrent_white):
+    units = {"cnn_noise_stddev": input_white, "gate_noise_stddev": recurrent_white, "readout_noise_stddev": recurrent_white}
+    noise = {key: {"model": float(value), "sensor": float(value) * units[key]} for key, value in sorted(tables.noise.items())}
+    noise["at_inference"] = bool(tables.noise_at_inference)
+    return noise
+
+
+def _cnn_entries(result, tables, levels):
+    if not tables.cnn_kernels:
+        return
+    grid = tables.grid
+    result["tiling"] = {
+        "grid": grid,
+        "rule": f"channel k at tile row k mod {grid}, tile column k div {grid}",
+        "slot_channels": list(cnn_slot_channels(grid)),
+    }
+    for layer, (kernel, theta) in enumerate(zip(tables.cnn_kernels, tables.cnn_thresholds)):
+        kernel = _binary_kernel(kernel, f"CNN layer {layer + 1}")
         if kernel.shape[2] != 1:
-            raise ExportError(f"Recurrent kernel {name} has {kernel.shape[2]} input channels; the sensor program takes 1.")
-        tables["recurrent_kernels"][name] = kernel[:, :, 0, 0]
-        tables["recurrent_slots"][name] = slot
-    if getattr(cell, "theta", None) is not None:
-        tables["recurrent_thresholds"]["forget"] = _threshold("forget_threshold", cell.theta.numpy(), input_white)
-    if getattr(cell, "output_threshold", None) is not None:
-        tables["recurrent_thresholds"]["output"] = _threshold("output_threshold", cell.output_threshold, input_white)
-    if tables["arch"] == "diff":
-        tables["recurrent_thresholds"]["difference"] = _threshold("diff_threshold", cell.threshold, input_white)
-    tables["noise"] = {
-        key: {"model": float(value), "sensor": float(value) * float(input_white)} for key, value in sorted(noise.items())
-    }
-    tables["noise"]["at_inference"] = bool(cell.noise_at_inference)
-    return tables
+            raise ExportError(f"CNN layer {layer + 1} has {kernel.shape[2]} input channels; the sensor program takes 1.")
+        result["cnn_layers"].append(
+            {
+                "kernels": np.transpose(kernel[:, :, 0, :], (2, 0, 1)),  # (channel, row, column)
+                "threshold": levels.cnn(f"theta_{layer + 1}", theta),
+            }
+        )
+    if tables.input_threshold is not None:
+        result["input_threshold"] = levels.frame("input_threshold", tables.input_threshold)
+
+
+def _recurrent_entries(result, tables, levels):
+    names = list(tables.cell_kernels)
+    if len(names) > len(RECURRENT_SLOT_ORDER):
+        raise ExportError(f"The {tables.arch} cell has {len(names)} kernels; the 16-slot table holds {len(RECURRENT_SLOT_ORDER)}.")
+    for name, slot in zip(names, RECURRENT_SLOT_ORDER):
+        result["recurrent_kernels"][name] = _binary_kernel(tables.cell_kernels[name], f"Recurrent kernel {name}")
+        result["recurrent_slots"][name] = slot
+    thresholds = result["recurrent_thresholds"]
+    comparison = RECURRENT_COMPARISON.get(tables.arch)
+    if comparison:
+        thresholds[comparison] = levels.recurrent(f"{comparison}_threshold", tables.forget_threshold or 0.0)
+    # Not compiled for the sensor yet: their model values only, no level.
+    if tables.output_threshold is not None:
+        thresholds["output"] = {"model": float(tables.output_threshold), "sensor": None}
+    if tables.diff_threshold is not None:
+        thresholds["difference"] = {"model": float(tables.diff_threshold), "sensor": None}
 
 
 def cnn_slot_table(kernels):
@@ -211,22 +226,30 @@ def dumps(value):
 
 
 def _npz_arrays(tables):
-    arrays = {"input_white": np.float64(tables["input_white"]), "window": np.int64(tables["window"])}
+    arrays = {
+        "input_white": np.float64(tables["input_white"]),
+        "recurrent_white": np.float64(tables["recurrent_white"]),
+        "input_scale": np.float64(tables["input_scale"]),
+        "window": np.int64(tables["window"]),
+    }
+
+    def threshold(key, entry):
+        arrays[key] = np.float64(entry["model"])
+        if entry["sensor"] is not None:
+            arrays[f"{key}_sensor"] = np.float64(entry["sensor"])
+
     for index, layer in enumerate(tables["cnn_layers"], start=1):
         arrays[f"cnn{index}_kernels"] = layer["kernels"]
-        arrays[f"cnn{index}_threshold"] = np.float64(layer["threshold"]["model"])
-        arrays[f"cnn{index}_threshold_sensor"] = np.int64(layer["threshold"]["sensor"])
+        threshold(f"cnn{index}_threshold", layer["threshold"])
         arrays[f"cnn{index}_slot_table"] = cnn_slot_table(layer["kernels"])
     if tables["input_threshold"] is not None:
-        arrays["input_threshold"] = np.float64(tables["input_threshold"]["model"])
-        arrays["input_threshold_sensor"] = np.int64(tables["input_threshold"]["sensor"])
+        threshold("input_threshold", tables["input_threshold"])
     for name, kernel in tables["recurrent_kernels"].items():
         arrays[f"rnn_{name}"] = kernel
     if tables["recurrent_kernels"]:
         arrays["rnn_slot_table"] = recurrent_slot_table(tables)
-    for name, threshold in tables["recurrent_thresholds"].items():
-        arrays[f"rnn_{name}_threshold"] = np.float64(threshold["model"])
-        arrays[f"rnn_{name}_threshold_sensor"] = np.int64(threshold["sensor"])
+    for name, entry in tables["recurrent_thresholds"].items():
+        threshold(f"rnn_{name}_threshold", entry)
     return arrays
 
 
@@ -237,25 +260,33 @@ def _c_block(rows, indent="    "):
     return "\n".join(lines)
 
 
+def _c_number(value):
+    return f"{value:g}" if isinstance(value, float) and not float(value).is_integer() else str(int(value))
+
+
 def weights_header(tables):
-    """weights.h: the tables as C arrays in the SCAMP-5 load order."""
+    """weights.h: the tables as C arrays in the SCAMP-5 load order, levels in sensor units."""
     guard = "PIXELRNN_SENSOR_WEIGHTS_H_"
     lines = [
         f"/* Sensor weight tables of {tables['model']} ({tables['arch']}), written by pixelrnn-export.",
         " * Each kernel: 25 values, bottom kernel row first, left to right (entry n = W[4 - n/5][n%5]).",
         " * CNN tables in slot order: slot s = 4a + b holds channel 4b + a (slot s at grid row s/4,",
-        " * column s%4). Thresholds in sensor units: round(theta * input_white). */",
+        " * column s%4). Thresholds are comparator levels in sensor units: a count c passes theta",
+        " * exactly when white * c >= level, level = ceil(white * (ceil(theta) - 1/2)) (sensor.levels),",
+        " * white = INPUT_WHITE for the CNN and RECURRENT_WHITE for the recurrent sums. */",
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
         "#include <stdint.h>",
         "",
         f"#define PIXELRNN_INPUT_WHITE {tables['input_white']:g}",
+        f"#define PIXELRNN_RECURRENT_WHITE {tables['recurrent_white']:g}",
+        f"#define PIXELRNN_INPUT_SCALE {tables['input_scale']:g}",
         f"#define PIXELRNN_WINDOW {tables['window']}",
         f"#define PIXELRNN_CNN_LAYERS {len(tables['cnn_layers'])}",
     ]
     if tables["input_threshold"] is not None:
-        lines.append(f"#define PIXELRNN_INPUT_THRESHOLD {tables['input_threshold']['sensor']}")
+        lines.append(f"#define PIXELRNN_INPUT_THRESHOLD {_c_number(tables['input_threshold']['sensor'])}  /* INPUT_SCALE * theta */")
     for index, layer in enumerate(tables["cnn_layers"], start=1):
         lines += [
             "",
@@ -276,8 +307,11 @@ def weights_header(tables):
         ]
         for name, slot in tables["recurrent_slots"].items():
             lines.append(f"#define PIXELRNN_RNN_SLOT_{name.upper()} {slot}")
-    for name, threshold in tables["recurrent_thresholds"].items():
-        lines.append(f"#define PIXELRNN_RNN_{name.upper()}_THRESHOLD {threshold['sensor']}  /* {threshold['model']:.9g} */")
+    for name, entry in tables["recurrent_thresholds"].items():
+        if entry["sensor"] is None:
+            lines.append(f"/* {name} threshold {entry['model']:.9g} (model units): not compiled for the sensor yet */")
+        else:
+            lines.append(f"#define PIXELRNN_RNN_{name.upper()}_THRESHOLD {entry['sensor']}  /* {entry['model']:.9g} */")
     lines += ["", f"#endif  /* {guard} */", ""]
     return "\n".join(lines)
 
@@ -298,7 +332,12 @@ def read_sensor_tables(folder):
     """The tables written by write_sensor_tables, with kernels as int8 numpy arrays again; the
     arrays of weights.npz are checked against weights.json."""
     folder = Path(folder)
-    tables = json.loads((folder / "weights.json").read_text())
+    path = folder / "weights.json"
+    if not path.is_file():
+        raise ExportError(f"No sensor tables at {folder}: expected weights.json written by `pixelrnn export --split sensor`.")
+    tables = json.loads(path.read_text())
+    if tables.get("format") not in READABLE_FORMATS:
+        raise ExportError(f"{path} has format {tables.get('format')!r}; this version reads {', '.join(READABLE_FORMATS)}.")
     for layer in tables["cnn_layers"]:
         layer["kernels"] = np.asarray(layer["kernels"], dtype=np.int8)
     tables["recurrent_kernels"] = {k: np.asarray(v, dtype=np.int8) for k, v in tables["recurrent_kernels"].items()}
@@ -310,3 +349,36 @@ def read_sensor_tables(folder):
             if not np.array_equal(arrays[f"rnn_{name}"], kernel):
                 raise ExportError(f"{folder}: weights.npz and weights.json disagree on {name}.")
     return tables
+
+
+def load_in_pixel_tables(folder):
+    """The pixelrnn_tf.InPixelTables of an exported sensor folder (the one holding weights.json), so
+    that `sensor.compile_tables` runs an exported model without Keras."""
+    tables = read_sensor_tables(folder)
+    if tables["cnn_layers"] and tables["tiling"]["grid"] ** 2 != len(tables["cnn_layers"][0]["kernels"]):
+        raise ExportError(f"{folder}: the tiling grid does not match the number of CNN channels.")
+
+    def model_value(entry):
+        return None if entry is None else float(entry["model"])
+
+    thresholds = tables["recurrent_thresholds"]
+    noise = {k: float(v["model"]) for k, v in tables.get("noise", {}).items() if isinstance(v, dict)}
+    return InPixelTables(
+        arch=tables["arch"],
+        binary=True,
+        window=int(tables["window"]),
+        # exported CNN kernels are (channel, row, column); the tables hold (row, column, 1, channel)
+        cnn_kernels=tuple(np.transpose(l["kernels"], (1, 2, 0))[:, :, None, :].astype(np.float32) for l in tables["cnn_layers"]),
+        cnn_thresholds=tuple(float(l["threshold"]["model"]) for l in tables["cnn_layers"]),
+        input_threshold=model_value(tables.get("input_threshold")),
+        pool_size=int(tables["tiling"]["grid"]) if tables["tiling"] else 4,
+        cell_kernels={name: k.astype(np.float32) for name, k in tables["recurrent_kernels"].items()},
+        forget_threshold=model_value(thresholds.get("forget")),
+        output_threshold=model_value(thresholds.get("output")),
+        diff_threshold=model_value(thresholds.get("difference")),
+        readout_pool=int(tables["readout"]["pool_size"]),
+        readout_shape=tuple(tables["readout"]["shape"]),
+        noise=noise,
+        noise_at_inference=bool(tables.get("noise", {}).get("at_inference", False)),
+        model_name=tables["model"],
+    )

@@ -20,7 +20,7 @@ Cells (Table 2 of So et al. 2024 counts their kernels):
 
 from pixelrnn_tf import quantizers
 from pixelrnn_tf._keras import tf
-from pixelrnn_tf.encoders import ANALOG_BITS, FLOAT_BITS
+from pixelrnn_tf.encoders import FLOAT_BITS
 from pixelrnn_tf.noise import add_analog_noise, check_stddev
 
 _register = tf.keras.utils.register_keras_serializable(package="pixelrnn_tf")
@@ -132,21 +132,21 @@ class InPixelCell(tf.keras.layers.Layer):
     def step(self, x, states, training):
         raise NotImplementedError
 
-    # Accounting (see pixelrnn_tf.accounting).
+    # Accounting (see pixelrnn_tf.accounting); analog_bits: what one analog value costs the array.
     def in_pixel_parameters(self):
         return sum(int(tf.size(v)) for v in self.latent_kernels.values()) if self.built else 0
 
-    def value_bits(self):
-        return ANALOG_BITS if self.binary else FLOAT_BITS
+    def value_bits(self, analog_bits):
+        return analog_bits if self.binary else FLOAT_BITS
 
-    def state_bits_per_pixel(self):
+    def state_bits_per_pixel(self, analog_bits):
         """Bits per pixel that persist from frame to frame."""
         return (1 if self.binary else FLOAT_BITS) * len(self.state_planes)
 
-    def transient_bits_per_pixel(self):
+    def transient_bits_per_pixel(self, analog_bits):
         """Bits per pixel held within one step: one analog pre-activation per gate plus x."""
         gates = len(self.hidden_kernels)
-        return gates * self.value_bits() + (1 if self.binary else FLOAT_BITS)
+        return gates * self.value_bits(analog_bits) + (1 if self.binary else FLOAT_BITS)
 
     def get_config(self):
         return {
@@ -215,9 +215,9 @@ class PixelRNNCell(InPixelCell):
     def in_pixel_parameters(self):
         return super().in_pixel_parameters() + (1 if self.forget_threshold else 0)
 
-    def transient_bits_per_pixel(self):
+    def transient_bits_per_pixel(self, analog_bits):
         # f and o pre-activations (analog) and the input bit
-        return 2 * self.value_bits() + (1 if self.binary else FLOAT_BITS)
+        return 2 * self.value_bits(analog_bits) + (1 if self.binary else FLOAT_BITS)
 
     def get_config(self):
         return {
@@ -259,8 +259,8 @@ class ConvLSTMCell(InPixelCell):
         h_next = o * self.sign_like(c_next)
         return h_next, [h_next, c_next]
 
-    def state_bits_per_pixel(self):
-        return (1 + ANALOG_BITS) if self.binary else 2 * FLOAT_BITS
+    def state_bits_per_pixel(self, analog_bits):
+        return (1 + analog_bits) if self.binary else 2 * FLOAT_BITS
 
 
 @_register
@@ -339,11 +339,11 @@ class DifferenceCameraCell(InPixelCell):
         diff = add_analog_noise(x - previous, self.gate_noise_stddev, training, self.noise_at_inference)
         return quantizers.ste_ternary(diff, self.threshold, None), [x]
 
-    def state_bits_per_pixel(self):
-        return ANALOG_BITS  # the previous frame, held in an analog register
+    def state_bits_per_pixel(self, analog_bits):
+        return analog_bits  # the previous frame, held in an analog register
 
-    def transient_bits_per_pixel(self):
-        return ANALOG_BITS + 2  # the current frame and the ternary output
+    def transient_bits_per_pixel(self, analog_bits):
+        return analog_bits + 2  # the current frame and the ternary output
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold}
@@ -353,30 +353,29 @@ class DifferenceCameraCell(InPixelCell):
 class RawCameraCell(InPixelCell):
     """A conventional camera: every frame is read out as it is. No parameters, no state use.
 
-    `sensor_height` x `sensor_width` is the array that is read out (SCAMP-5: 256 x 256); the
-    downsampling to the model's input size happens off the sensor, so bandwidth counts the full
-    array, as in Table 2 of So et al. 2024.
+    The whole array is read out; the downsampling to the model's input size happens off the
+    sensor, so `pixelrnn_tf.account` counts the full array's pixels, as in Table 2 of So et al.
+    2024.
     """
 
     readout_every_frame = True
 
-    def __init__(self, sensor_height=256, sensor_width=256, **kwargs):
+    def __init__(self, **kwargs):
         kwargs.setdefault("initial_state_value", 0.0)
+        # Models saved before the array became data stored its size here; the array is now an
+        # argument of `account`.
+        kwargs.pop("sensor_height", None)
+        kwargs.pop("sensor_width", None)
         super().__init__(**kwargs)
-        self.sensor_height = int(sensor_height)
-        self.sensor_width = int(sensor_width)
 
     def step(self, x, states, training):
         return x, states
 
-    def state_bits_per_pixel(self):
+    def state_bits_per_pixel(self, analog_bits):
         return 0
 
-    def transient_bits_per_pixel(self):
-        return ANALOG_BITS
-
-    def get_config(self):
-        return {**super().get_config(), "sensor_height": self.sensor_height, "sensor_width": self.sensor_width}
+    def transient_bits_per_pixel(self, analog_bits):
+        return analog_bits
 
 
 @_register
@@ -388,10 +387,10 @@ class CNNOnlyCell(InPixelCell):
     def step(self, x, states, training):
         return x, states
 
-    def state_bits_per_pixel(self):
+    def state_bits_per_pixel(self, analog_bits):
         return 0
 
-    def transient_bits_per_pixel(self):
+    def transient_bits_per_pixel(self, analog_bits):
         return 1 if self.binary else FLOAT_BITS
 
 
@@ -405,3 +404,11 @@ CELLS = {
     "raw": RawCameraCell,
     "cnn": CNNOnlyCell,
 }
+
+
+def arch_name(cell):
+    """The `ModelConfig.arch` name of a cell instance (pixelrnn, convlstm, ...)."""
+    for name, cls in CELLS.items():
+        if type(cell) is cls:
+            return name
+    raise TypeError(f"{type(cell).__name__} is not one of the cells {', '.join(CELLS)}.")

@@ -19,8 +19,7 @@ from pixelrnn_tf._keras import tf
 from pixelrnn_tf.noise import add_analog_noise, check_stddev
 from pixelrnn_tf.shapes import check_clip_shape
 
-ANALOG_BITS = 8  # SCAMP-5 analog registers hold about 8 bits of signal
-FLOAT_BITS = 32
+FLOAT_BITS = 32  # a full-precision value is a float32
 
 
 def tile_channels(maps, grid):
@@ -184,9 +183,9 @@ class InPixelCNN(tf.keras.layers.Layer):
             count += self.kernel_size**2 * in_channels * self.filters + 1
         return count + (1 if self.learned_input_threshold else 0)
 
-    def transient_bits_per_pixel(self):
+    def transient_bits_per_pixel(self, analog_bits):
         """Per 4x4 macropixel: the 16 conv outputs held before pooling, one per PE."""
-        return self.filters * (ANALOG_BITS if self.binary else FLOAT_BITS)
+        return self.filters * (analog_bits if self.binary else FLOAT_BITS)
 
     def get_config(self):
         return {

@@ -1,5 +1,5 @@
 """Import the PixelRNN authors' PyTorch checkpoints (So et al., CVPR 2024, official release) as
-ordinary pixelrnn-tf models and run directories, and trace every intermediate stage of a clip the
+ordinary pixelrnn-tf models, and trace every intermediate stage of a clip the
 way the authors' simulator dumps it.
 
 The authors' model, per frame t (clip reset h = +1; `*` is a 5x5 cross-correlation, zero padding 2):
@@ -15,16 +15,11 @@ adds N(0, 0.6^2) before theta1. These map to forget_threshold=True and the three
 """
 
 import dataclasses
-import hashlib
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ModelConfig
-from pixelrnn_tf.files import save_model_atomic, write_text_atomic
 from pixelrnn_tf.models import DECODER_LAYER, ENCODER_LAYER, RECURRENCE_LAYER, build_model
 from pixelrnn_tf.torch_checkpoint import CheckpointError, UnsafeCheckpointError, read_state_dict
 
@@ -34,12 +29,11 @@ __all__ = [
     "UnsafeCheckpointError",
     "config_from_state_dict",
     "detect_arch",
-    "import_torch_checkpoint",
-    "import_torch_command",
     "load_torch_checkpoint",
     "model_from_state_dict",
     "read_state_dict",
     "reference_config",
+    "resolve_arch",
     "ReferenceStages",
     "trace_reference_stages",
 ]
@@ -76,18 +70,14 @@ _REQUIRED = {
 # Keys that exist in the authors' checkpoints but play no part in the model.
 _IGNORED = ("cnn_model.thresh2", f"{BN}.num_batches_tracked")
 
-# The run directory's data and training sections: the paper's Tulips1 setting, so that
-# `pixelrnn evaluate` and fine-tuning work on an imported run as on a trained one.
-RUN_DATA = {"dataset": "tulips1", "protocol": "pixelrnn", "translate": 0.1}
-RUN_TRAIN = {"epochs": 60, "batch_size": 8, "learning_rate": 0.001}
-
-
 def detect_arch(state_dict):
     """ "pixelrnn-noise" when the checkpoint has the learned forget-gate threshold, else "pixelrnn"."""
     return "pixelrnn-noise" if RNN_THRESHOLD in state_dict else "pixelrnn"
 
 
-def _resolve_arch(state_dict, arch):
+def resolve_arch(state_dict, arch):
+    """The arch a checkpoint is imported as: `arch`, or for "auto" what its keys say; an arch that
+    would drop the checkpoint's learned forget-gate threshold is refused."""
     if arch not in ARCHS:
         raise CheckpointError(f"Unknown arch {arch!r}; choose one of {', '.join(ARCHS)}.")
     if arch == "auto":
@@ -165,7 +155,7 @@ def _scalar(state_dict, key):
 
 def config_from_state_dict(state_dict, arch="auto"):
     """The ModelConfig of the model a state dict belongs to, after checking its keys and shapes."""
-    arch = _resolve_arch(state_dict, arch)
+    arch = resolve_arch(state_dict, arch)
     _check_keys(state_dict, arch)
     return reference_config(
         arch,
@@ -182,7 +172,7 @@ def model_from_state_dict(state_dict, arch="auto"):
     running_var -> gamma/beta/moving_mean/moving_variance (eps 1e-5 in both). Binary latent
     weights are set to exactly +-1, so the sign quantizers return them unchanged.
     """
-    arch = _resolve_arch(state_dict, arch)
+    arch = resolve_arch(state_dict, arch)
     model = build_model(config_from_state_dict(state_dict, arch))
     encoder = model.get_layer(ENCODER_LAYER)
     encoder.kernels[0].assign(_binary(state_dict, "cnn_model.conv1.weight").transpose(2, 3, 1, 0))
@@ -208,75 +198,6 @@ def model_from_state_dict(state_dict, arch="auto"):
 def load_torch_checkpoint(path, arch="auto"):
     """Read the authors' PyTorch checkpoint at `path` (no torch needed) and return the Keras model."""
     return model_from_state_dict(read_state_dict(path), arch)
-
-
-def import_torch_checkpoint(checkpoint, out_dir, arch="auto", overwrite=False):
-    """Import a checkpoint into a run directory: config.json (model, data: tulips1, train), best.keras,
-    and imported_from.json (source path, SHA-256, arch). Returns (model, run directory Path).
-
-    `pixelrnn evaluate OUT_DIR` then measures it like any trained run; `pixelrnn train` with the
-    same config fine-tunes from scratch, not from these weights.
-    """
-    state_dict = read_state_dict(checkpoint)
-    arch = _resolve_arch(state_dict, arch)
-    config = config_from_state_dict(state_dict, arch)
-    model = model_from_state_dict(state_dict, arch)
-    out = Path(out_dir)
-    taken = [name for name in ("config.json", "best.keras") if (out / name).exists()]
-    if taken and not overwrite:
-        raise CheckpointError(f"{out} already holds a run ({', '.join(taken)}); choose a new --out directory.")
-    out.mkdir(parents=True, exist_ok=True)
-    run_config = {
-        "description": f"imported from the PixelRNN authors' PyTorch checkpoint {Path(checkpoint).name} ({arch})",
-        "model": config.to_dict(),
-        "data": dict(RUN_DATA),
-        "train": dict(RUN_TRAIN),
-    }
-    # config.json last: until it exists the folder is not a run that evaluate or a re-import trusts
-    save_model_atomic(model, out / "best.keras")
-    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
-    provenance = {
-        "checkpoint": os.path.abspath(checkpoint),
-        "sha256": digest,
-        "arch": arch,
-        "tensors": {key: list(value.shape) for key, value in state_dict.items()},
-    }
-    write_text_atomic(out / "imported_from.json", json.dumps(provenance, indent=2))
-    write_text_atomic(out / "config.json", json.dumps(run_config, indent=2))
-    return model, out
-
-
-IMPORT_TORCH_HELP = (
-    "Import the PixelRNN authors' PyTorch checkpoint (.pt, zip format; torch is not needed) as a run "
-    "directory (config.json, best.keras) that `pixelrnn evaluate` and the exporter read like a trained run. "
-    "The checkpoint is untrusted input: anything in its pickle but tensors is refused."
-)
-
-
-def import_torch_command(checkpoint, out, arch="auto"):
-    """Body of `pixelrnn import-torch CHECKPOINT --out RUN_DIR [--arch auto|pixelrnn|pixelrnn-noise]`:
-    import, and return the lines to print. Checkpoint problems become the CLI's one-line errors."""
-    from pixelrnn_tf.cli import UserError
-
-    try:
-        model, run = import_torch_checkpoint(checkpoint, out, arch)
-    except CheckpointError as error:
-        raise UserError(str(error)) from None
-    cell = model.get_layer(RECURRENCE_LAYER).cell
-    encoder = model.get_layer(ENCODER_LAYER)
-    arch = "pixelrnn-noise" if cell.forget_threshold else "pixelrnn"
-    lines = [
-        f"Imported {checkpoint} ({arch}, {model.output_shape[-1]} classes)",
-        f"  CNN threshold theta1           {float(encoder.thresholds[0].numpy()):.4f}",
-    ]
-    if cell.forget_threshold:
-        lines.append(f"  forget-gate threshold          {float(cell.theta.numpy()):.4f}")
-        lines.append(
-            "  training noise (off at inference) "
-            + ", ".join(f"{k.replace('_noise_stddev', '')} {v}" for k, v in AUTHORS_NOISE.items())
-        )
-    lines.append(f"Run directory: {run}  (evaluate with `pixelrnn evaluate {run}`)")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,21 +11,18 @@ CNN layer l (input bit plane x, the binarised 64x64 frame copied into every elem
   The tap's weight bits form a plane that is constant per element; a validity plane stops data
   shifted across an element border from counting (the model zero-pads, so those taps add 0).
     q = sign(maxpool_4x4(relu(c)) - theta)
-  For integer sums c and theta > 0 this is OR over the 4x4 block of [c >= ceil(theta)], and +1
-  everywhere when theta <= 0. The comparator therefore tests c against
-        T = input_white * ceil(theta) - input_white / 2
-  (the midpoint between the last integer sum below the threshold and the first one at it: exact
-  without noise and with the largest margin, input_white / 2, against noise; round(theta *
-  input_white) is not exact when theta lies just above an integer). The 4x4 OR is done on bits,
-  then the block anchors (4Y, 4X) are compacted into element (0, 0), which is then exactly the
-  model's tiled 64x64 image, and copied into the elements that need it.
+  For integer sums c this is OR over the 4x4 block of [c >= ceil(theta)], and +1 everywhere
+  when theta <= 0. The comparator tests input_white * c against the level of sensor.levels
+  (the midpoint below the first passing sum; the exporter writes the same level). The 4x4 OR
+  is done on bits, then the block anchors (4Y, 4X) are compacted into element (0, 0), which is
+  then exactly the model's tiled 64x64 image, and copied into the elements that need it.
 
 Recurrent step (PixelRNN): x_t and h_(t-1) share an element and shift together, element (0, 0)
 holds [w_f | u_f] and element (0, 1) [w_o | u_o]; per tap both products are XNORed and
     acc += 2 u where both agree, -= 2 u where both differ (0 where they differ from each other),
-  u = recurrent_white, so acc = u (w*x + u*h) in both elements at once. f = [acc >= u ceil(theta)
-  - u/2] in element (0, 0); h := XNOR(f, h), copied to element (0, 1); o = acc of element (0, 1)
-  is read out at the window's last frame. (The four-element layout [x | h ; x | h] needs the
+  u = recurrent_white, so acc = u (w*x + u*h) in both elements at once. f = [acc >= the level
+  of theta at white u] in element (0, 0); h := XNOR(f, h), copied to element (0, 1); o = acc of
+  element (0, 1) is read out at the window's last frame. (The four-element layout [x | h ; x | h] needs the
   partial sums moved 64 PEs by analog neighbour transfers, 64 noisy operations; sharing the
   element moves the bits instead, which is exact and free of noise.)
 
@@ -36,7 +33,7 @@ defaults to the largest unit that keeps 50 u inside the range (2 on SCAMP-5) and
 never saturates. With input_white <= 5 nothing saturates anywhere and the emulator equals the
 Keras model exactly. On a noisy array that gain leaves the recurrent sums a few analog units
 per model unit, within the noise; `pixelrnn emulate --noise ...` therefore picks the largest
-gain that keeps 99% of the model's trained readouts in range (sensor.cli.readout_gain).
+gain that keeps 99% of the model's trained readouts in range (recurrent_gain).
 
 Drift calibration (compile(..., drift=noise_model), see _Calibration): the same mapping with the
 constants, comparator levels and readout offset corrected for the deterministic drift of the
@@ -48,61 +45,43 @@ import math
 
 import numpy as np
 
+from pixelrnn_tf.tables import in_pixel_tables
 from sensor import instructions as I
+from sensor.errors import CompileError
+from sensor.levels import checked_count_level, checked_frame_level
 from sensor.machine import Scamp5
 from sensor.program import Program
 
 SUPPORTED = ("pixelrnn", "srnn", "cnn")
-TAPS_SIGNS = (-1.0, 1.0)
+# Sensor units per model unit of the sampled input frame (input_(register, INPUT_SCALE)).
+INPUT_SCALE = 16.0
+
+__all__ = ["CompileError", "INPUT_SCALE", "SUPPORTED", "compile", "compile_tables", "default_recurrent_white", "recurrent_gain"]
 
 
-class CompileError(ValueError):
-    """A model or table that the compiler cannot map onto the array, with the reason."""
-
-
-# ---------------------------------------------------------------------------- tables
-def model_tables(model):
-    """The sensor tables of a pixelrnn-tf Keras model: +-1 kernels, thresholds (model units),
-    window K, readout pool and tiling order, as plain numpy values (the format issue 5's exporter
-    writes to weights.json / weights.npz)."""
-    from pixelrnn_tf.cells import CNNOnlyCell, PixelRNNCell, SimpleRNNCell
-
-    try:
-        encoder = model.get_layer("in_pixel_cnn")
-        recurrence = model.get_layer("recurrence")
-        readout = model.get_layer("readout")
-    except ValueError as error:
-        raise CompileError(f"{model.name} has no in-pixel CNN, recurrence and readout layers to compile: {error}")
-    if not encoder.binary:
-        raise CompileError("Only binary models run on the sensor; this one is full precision.")
-    cell = recurrence.cell
-    arch = {PixelRNNCell: "pixelrnn", SimpleRNNCell: "srnn", CNNOnlyCell: "cnn"}.get(type(cell))
-    if arch is None:
-        raise CompileError(f"The compiler maps the cells {', '.join(SUPPORTED)}; this model uses {type(cell).__name__}.")
-    if arch == "pixelrnn" and cell.output_threshold is not None:
-        raise CompileError("PixelRNN with a ternary output (output_threshold) is not compiled yet; use the linear output.")
-    tables = {
-        "arch": arch,
-        "cnn_kernels": [encoder.binary_kernel(l).numpy() for l in range(encoder.num_layers)],
-        "cnn_thresholds": [float(t.numpy()) for t in encoder.thresholds],
-        "input_threshold": None if encoder.input_threshold is None else float(encoder.input_threshold.numpy()),
-        "pool_size": encoder.pool_size,
-        "tiling": "column_major",
-        "cell_kernels": {name: cell.kernel(name).numpy() for name in cell.input_kernels + cell.hidden_kernels},
-        "forget_threshold": None if getattr(cell, "theta", None) is None else float(cell.theta.numpy()),
-        "window": recurrence.window,
-        "readout_pool": readout.pool_size,
-    }
-    return tables
-
-
-def compile(model, input_white=10, recurrent_white=None, config=None, drift=None):  # noqa: A001 - the issue's name
+def compile(model, input_white=10, recurrent_white=None, config=None, drift=None, input_scale=INPUT_SCALE):  # noqa: A001
     """A Program that runs the in-pixel part of `model` (clips -> readouts) on `config`.
 
     drift: None for the exact program, or the analog noise model (a sensor.NoiseModel, 'scamp5'
     or 'array') whose deterministic part (drift gain and offset per bus operation) the program
     is calibrated against; see _Calibration."""
-    return compile_tables(model_tables(model), input_white, recurrent_white, config, drift)
+    return compile_tables(in_pixel_tables(model), input_white, recurrent_white, config, drift, input_scale)
+
+
+def default_recurrent_white(kernel_size, config):
+    """The largest whole number of sensor units per model unit that never saturates a recurrent
+    sum |w*x + u*h| <= 2 k^2 (2 on SCAMP-5 for 5x5 kernels)."""
+    return float(max(1, int(config.analog_max // (2 * kernel_size * kernel_size))))
+
+
+def recurrent_gain(readouts, config, quantile=99.0):
+    """recurrent_white for a noisy array: the largest whole number of sensor units per model unit
+    that keeps `quantile`% of the model's readouts (model units, e.g. of training clips) inside the
+    analog range. The exact program's gain never saturates, but trained readouts stay far smaller,
+    and a larger gain lifts them above the analog noise: the rare extremes that saturate cost less
+    than the noise they escape."""
+    level = max(float(np.percentile(np.abs(np.asarray(readouts)).ravel(), quantile)), 1.0)
+    return float(max(1, int(min(-config.analog_min, config.analog_max) // level)))
 
 
 def _check_binary(name, array):
@@ -112,65 +91,102 @@ def _check_binary(name, array):
     return array
 
 
-def compile_tables(tables, input_white=10, recurrent_white=None, config=None, drift=None):
-    """A Program from sensor tables (see model_tables for the keys); the exporter's entry point.
-    drift: as in compile()."""
-    config = config or Scamp5()
-    calibration = None
-    if drift is not None:
-        from sensor.noise import resolve_noise
-
-        model = resolve_noise(drift, config.noise)
-        calibration = _Calibration(model, config) if model.drift_offset or model.drift_gain else None
-    arch = tables.get("arch", "pixelrnn")
-    if arch not in SUPPORTED:
-        raise CompileError(f"Unknown arch {arch!r}; the compiler maps {', '.join(SUPPORTED)}.")
-    if tables.get("tiling", "column_major") != "column_major":
-        raise CompileError(f"Only the column-major tiling of pixelrnn_tf.encoders is mapped, got {tables['tiling']!r}.")
-    kernels = [_check_binary(f"cnn_kernels[{l}]", k) for l, k in enumerate(tables["cnn_kernels"])]
-    thresholds = [float(t) for t in tables["cnn_thresholds"]]
-    if not 1 <= len(kernels) <= 2 or len(thresholds) != len(kernels):
+def _check_tables(tables):
+    """The kernels of `tables` (InPixelTables) checked for what this compiler maps."""
+    if not tables.binary:
+        raise CompileError("Only binary models run on the sensor; this one is full precision.")
+    if tables.arch not in SUPPORTED:
+        raise CompileError(f"The compiler maps the archs {', '.join(SUPPORTED)}; this model is {tables.arch!r}.")
+    if tables.output_threshold is not None:
+        raise CompileError("PixelRNN with a ternary output (output_threshold) is not compiled yet; use the linear output.")
+    kernels = [_check_binary(f"cnn_kernels[{l}]", k) for l, k in enumerate(tables.cnn_kernels)]
+    if not 1 <= len(kernels) <= 2 or len(tables.cnn_thresholds) != len(kernels):
         raise CompileError("cnn_kernels and cnn_thresholds need one entry per CNN layer (1 or 2 layers).")
-    pool = int(tables.get("pool_size", 4))
-    grid = int(math.isqrt(kernels[0].shape[-1]))
-    frame = grid * 16 if pool == 4 else None
-    layout = _Layout(config, grid, pool, kernels[0].shape[0])
+    for layer, kernel in enumerate(kernels):
+        if kernel.shape[2] != 1:
+            raise CompileError(f"cnn_kernels[{layer}] has {kernel.shape[2]} input channels; the sensor convolves one plane.")
+    cell = {name: _check_binary(name, k) for name, k in tables.cell_kernels.items()}
+    return kernels, cell
+
+
+def compile_tables(tables, input_white=10, recurrent_white=None, config=None, drift=None, input_scale=INPUT_SCALE):
+    """A Program from `tables` (pixelrnn_tf.InPixelTables, e.g. read back from an export with
+    export.load_in_pixel_tables). drift: as in compile()."""
+    config = config or Scamp5()
     if input_white <= 0:
         raise CompileError(f"input_white must be > 0, got {input_white}.")
-    bound = 2 * layout.taps  # |w*x + u*h| for +-1 inputs
+    kernels, cell = _check_tables(tables)
+    layout = _Layout(config, int(math.isqrt(kernels[0].shape[-1])), int(tables.pool_size), kernels[0].shape[0])
     if recurrent_white is None:
-        recurrent_white = max(1, int(config.analog_max // bound))
-    window = int(tables["window"])
-    b = _Builder(config, layout, calibration)
+        recurrent_white = default_recurrent_white(layout.kernel, config)
+    levels = {
+        "input": checked_frame_level("input_threshold", tables.input_threshold or 0.0, input_scale, config),
+        "cnn": [
+            checked_count_level(f"theta_{l + 1}", t, input_white, config, relu=True)
+            for l, t in enumerate(tables.cnn_thresholds)
+        ],
+        "recurrent": None,
+    }
+    if tables.arch in ("pixelrnn", "srnn"):
+        levels["recurrent"] = checked_count_level(
+            "forget_threshold", tables.forget_threshold or 0.0, recurrent_white, config, option="--recurrent-white"
+        )
+    b = _Builder(config, layout, _calibration(drift, config))
+    sections = {
+        "reset": _reset(b, tables.arch),
+        "frame": _frame(b, tables.arch, kernels, cell, levels, input_white, recurrent_white, input_scale),
+        "readout": _readout(b, tables.arch, recurrent_white, int(tables.readout_pool)),
+    }
+    info = {
+        "arch": tables.arch,
+        "cnn_layers": len(kernels),
+        "input_white": float(input_white),
+        "recurrent_white": float(recurrent_white),
+        "input_scale": float(input_scale),
+        "levels": levels,
+        "frame": layout.size // layout.pool if layout.pool == 4 else None,
+        "calibrated_for_drift": b.calibration is not None,
+    }
+    unit = float(recurrent_white) if tables.arch == "pixelrnn" else 1.0
+    return Program(sections, int(tables.window), unit, info)
 
-    # ---- reset: h := +1 at the start of every window
+
+def _calibration(drift, config):
+    if drift is None:
+        return None
+    from sensor.noise import resolve_noise
+
+    model = resolve_noise(drift, config.noise)
+    return _Calibration(model, config) if model.drift_offset or model.drift_gain else None
+
+
+def _reset(b, arch):
+    """h := +1 at the start of every window."""
     b.stage = "reset"
     if arch in ("pixelrnn", "srnn"):
         b.emit(I.dset("h"))
-    reset = b.take()
+    return b.take()
 
-    # ---- frame
+
+def _frame(b, arch, kernels, cell, levels, input_white, recurrent_white, input_scale):
+    """Input binarisation, the CNN layers and the recurrent step, once per frame."""
+    layout = b.layout
     b.stage = "input"
-    scale = float(tables.get("input_scale", 16.0))
-    b.emit(I.input_(b.a("pix"), scale))
-    input_threshold = tables.get("input_threshold")
-    if calibration:  # frame >= threshold, with the sample's and the comparator's drift
-        level = calibration.input_level(float(input_threshold or 0.0), scale)
-        b.emit(I.in_("ct", level))
+    b.emit(I.input_("pix", input_scale))
+    if b.calibration:  # frame >= threshold, with the sample's and the comparator's drift
+        b.emit(I.in_("ct", b.calibration.input_level(levels["input"])))
         b.emit(I.sub("pix", "pix", "ct"))
-    elif input_threshold is not None:
-        b.emit(I.in_("ct", float(input_threshold) * scale))
+    elif levels["input"]:
+        b.emit(I.in_("ct", levels["input"]))
         b.emit(I.sub("pix", "pix", "ct"))
     b.emit(I.where("pix"))
     b.emit(I.dmov("x", "FLAG"))
     b.emit(I.all_())
-    for layer, (kernel, theta) in enumerate(zip(kernels, thresholds)):
+    for layer, (kernel, level) in enumerate(zip(kernels, levels["cnn"])):
         b.stage = f"cnn{layer + 1}"
-        if kernel.shape[2] != 1:
-            raise CompileError(f"cnn_kernels[{layer}] has {kernel.shape[2]} input channels; the sensor convolves one plane.")
         per_element = {layout.element_of_channel(k): [kernel[:, :, 0, k]] for k in range(kernel.shape[-1])}
         b.conv(["x"], per_element, input_white, layout.all_elements)
-        b.threshold("g", theta, input_white)
+        b.threshold("g", level)
         b.pool_or("g")
         b.compact("g")
         last = layer == len(kernels) - 1
@@ -178,49 +194,29 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None, dr
         b.replicate("g", "x", targets)
     if arch in ("pixelrnn", "srnn"):
         b.stage = "rnn"
-        cell = {n: _check_binary(n, k)[:, :, 0, 0] for n, k in tables["cell_kernels"].items()}
         if arch == "pixelrnn":
             per_element = {(0, 0): [cell["w_f"], cell["u_f"]], (0, 1): [cell["w_o"], cell["u_o"]]}
         else:
             per_element = {(0, 0): [cell["w_h"], cell["u_h"]]}
         b.conv(["x", "h"], per_element, recurrent_white, sorted(per_element))
-        theta = tables.get("forget_threshold") or 0.0
-        b.threshold("f", theta, recurrent_white, relu=False)
+        b.threshold("f", levels["recurrent"])
         if arch == "pixelrnn":
             b.xnor("f", "f", "h", "t")
         b.replicate("f", "h", sorted(per_element), source=(0, 0))
-    frame_steps = b.take()
+    return b.take()
 
-    # ---- readout at the window's last frame
+
+def _readout(b, arch, recurrent_white, pool):
+    """What leaves the chip at the window's last frame, in model units."""
     b.stage = "readout"
-    e = layout.element
-    region_pool = int(tables.get("readout_pool", 1))
+    e = b.layout.element
     if arch == "pixelrnn":
         # o = acc / u; calibrated, acc carries the known drift offset of the accumulation
-        offset = -b.accumulated_offset(layout.taps) / recurrent_white if calibration else 0.0
-        b.emit(I.readout("acc", (0, e, e, e), 1.0 / recurrent_white, offset, region_pool))
-        unit = float(recurrent_white)
+        offset = -b.accumulated_offset(b.layout.taps) / recurrent_white if b.calibration else 0.0
+        b.emit(I.readout("acc", (0, e, e, e), 1.0 / recurrent_white, offset, pool))
     else:
-        b.emit(I.readout("h" if arch == "srnn" else "x", (0, 0, e, e), 2.0, -1.0, region_pool))
-        unit = 1.0
-    readout = b.take()
-    info = {
-        "arch": arch,
-        "cnn_layers": len(kernels),
-        "input_white": float(input_white),
-        "recurrent_white": float(recurrent_white),
-        "input_scale": scale,
-        "cnn_sensor_thresholds": [_sensor_threshold(t, input_white) for t in thresholds],
-        "frame": frame,
-        "calibrated_for_drift": calibration is not None,
-    }
-    return Program({"reset": reset, "frame": frame_steps, "readout": readout}, window, unit, info)
-
-
-def _sensor_threshold(theta, white):
-    """Comparator level for integer sums c (model units) scaled by `white`: c >= theta exactly
-    when white * c >= white * ceil(theta) - white / 2 (None: always true, theta <= 0 after relu)."""
-    return white * math.ceil(theta) - white / 2.0
+        b.emit(I.readout("h" if arch == "srnn" else "x", (0, 0, e, e), 2.0, -1.0, pool))
+    return b.take()
 
 
 class _Layout:
@@ -287,11 +283,11 @@ class _Calibration:
         gain, offset = self.affine("add")
         return offset * sum(gain**j for j in range(taps))
 
-    def input_level(self, threshold, scale):
+    def input_level(self, level):
         """The in_ argument of ct such that input_(pix, scale); sub(pix, pix, ct); where(pix)
-        tests frame >= threshold."""
+        tests scale * frame >= level."""
         gain, offset = self.affine("input")
-        return self.comparator_load(gain * scale * threshold + offset)
+        return self.comparator_load(gain * level + offset)
 
     def comparator_load(self, level):
         """The in_ argument of ct such that sub(tmp, acc, ct); where(tmp) tests acc >= level."""
@@ -318,10 +314,6 @@ class _Builder:
     def take(self):
         steps, self.steps = tuple(self.steps), []
         return steps
-
-    @staticmethod
-    def a(name):
-        return name
 
     # ---- digital helpers
     def xnor(self, dst, a, b, tmp):
@@ -448,12 +440,11 @@ class _Builder:
             self.emit(I.add("acc", "acc", "z"))
         self.emit(I.all_())
 
-    def threshold(self, dst, theta, white, relu=True):
-        """dst := [acc >= white * ceil(theta) - white / 2]; with relu and theta <= 0, all ones."""
-        if relu and theta <= 0:
+    def threshold(self, dst, level):
+        """dst := [acc >= level] (sensor.levels); level None (a threshold a ReLU always passes): all ones."""
+        if level is None:
             self.emit(I.dset(dst))
             return
-        level = _sensor_threshold(theta, white)
         if self.calibration:
             level = self.calibration.comparator_load(level + self.calibration.offset(self.layout.taps))
         self.emit(I.in_("ct", level))

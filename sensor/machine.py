@@ -43,6 +43,12 @@ class ArrayConfig:
         analog macros use as scratch (a program may read it but not allocate it).
     digital_registers: 1-bit registers; flag: the FLAG register that gates analog writes.
     analog_min, analog_max: saturation limits of an analog value, in signed 8-bit units.
+    analog_bits: bits of signal an analog register holds (what a model's memory accounting
+        charges for one analog value).
+    macropixel: side of the block of PEs that holds one pixel of a model's working grid (4:
+        the 16 PEs of a 4x4 block compute the 16 CNN channels of one pixel).
+    feature_bits_per_macropixel: storage for intermediate features per macropixel (SCAMP-5:
+        32 bytes, PixelRNN section 4); a model whose per-pixel memory exceeds it does not fit.
     bus_ops: instruction words per analog macro (see module docstring).
     clock_hz: instruction words per second.
     edge_value: what a neighbour read beyond the array edge returns (analog and digital).
@@ -58,6 +64,9 @@ class ArrayConfig:
     flag: str = "FLAG"
     analog_min: float = -128.0
     analog_max: float = 127.0
+    analog_bits: int = 8
+    macropixel: int = 4
+    feature_bits_per_macropixel: int = 32 * 8
     bus_ops: Mapping[str, int] = dataclasses.field(default_factory=lambda: SCAMP5_BUS_OPS)
     clock_hz: float = 10e6
     edge_value: float = 0.0
@@ -69,6 +78,8 @@ class ArrayConfig:
                 raise ValueError(f"{self.name}: array sides must be powers of two, got {self.height}x{self.width}.")
         if self.analog_min >= self.analog_max:
             raise ValueError(f"{self.name}: analog_min must be below analog_max.")
+        if self.macropixel < 1 or self.height % self.macropixel or self.width % self.macropixel:
+            raise ValueError(f"{self.name}: macropixel {self.macropixel} must divide the {self.height}x{self.width} array.")
 
     def kind(self, register):
         """'analog', 'digital' or None (not a physical register of this array)."""
@@ -80,6 +91,11 @@ class ArrayConfig:
 
     def seconds(self, words):
         return words / self.clock_hz
+
+    @property
+    def grid(self):
+        """(rows, columns) of macropixels: the largest working grid a model can use."""
+        return self.height // self.macropixel, self.width // self.macropixel
 
 
 def Scamp5(**changes):

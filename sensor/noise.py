@@ -32,6 +32,8 @@ import json
 import math
 from pathlib import Path
 
+from pixelrnn_tf.config import ConfigError, dataclass_from_dict
+
 
 @dataclasses.dataclass(frozen=True)
 class NoiseModel:
@@ -47,11 +49,11 @@ class NoiseModel:
     def __post_init__(self):
         for name in ("temporal_stddev", "signal_stddev", "fixed_pattern_stddev", "drift_gain"):
             if getattr(self, name) < 0:
-                raise ValueError(f"NoiseModel.{name} must be >= 0, got {getattr(self, name)}.")
+                raise ConfigError(f"NoiseModel.{name} must be >= 0, got {getattr(self, name)}.")
         if not 0 <= self.drift_gain < 1:
-            raise ValueError(f"NoiseModel.drift_gain must be in [0, 1), got {self.drift_gain}.")
+            raise ConfigError(f"NoiseModel.drift_gain must be in [0, 1), got {self.drift_gain}.")
         if self.decay_time_s <= 0:
-            raise ValueError(f"NoiseModel.decay_time_s must be > 0, got {self.decay_time_s}.")
+            raise ConfigError(f"NoiseModel.decay_time_s must be > 0, got {self.decay_time_s}.")
 
     @property
     def random(self):
@@ -88,11 +90,8 @@ class NoiseModel:
 
     @classmethod
     def from_dict(cls, values):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown noise key(s) {sorted(unknown)}; known: {sorted(known)}.")
-        return cls(**values)
+        """Build from a mapping; an unknown key is a ConfigError naming the nearest known one."""
+        return dataclass_from_dict(cls, values, "noise")
 
 
 NO_NOISE = NoiseModel()
@@ -128,4 +127,8 @@ def resolve_noise(spec, array_noise=None):
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"--noise {spec!r}: not 'none', 'scamp5' or a JSON file of NoiseModel fields.")
-    return NoiseModel.from_dict(json.loads(path.read_text()))
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from None
+    return NoiseModel.from_dict(values)

@@ -175,7 +175,7 @@ def test_representative_data_of_the_wrong_shape_is_an_error(tmp_path, rng):
 
 
 def _cli(argv):
-    from export.cli import main
+    from pixelrnn_cli.app import export_main as main
 
     try:
         main(argv)
@@ -195,7 +195,7 @@ def test_cli_bad_input_exits_2_before_writing(tmp_path, capsys):
     assert _cli([str(model_path), "--split", "decoder", "--out", str(out)]) == 2
     assert "needs representative data" in capsys.readouterr().err
     assert _cli([str(model_path), "--split", "sensor", "--input-white", "300", "--out", str(out)]) == 2
-    assert "outside the sensor's signed 8-bit range" in capsys.readouterr().err
+    assert "outside SCAMP-5's analog range [-128, 127]; use --input-white 254 or less" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
 
 

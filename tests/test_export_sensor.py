@@ -1,8 +1,9 @@
-"""The sensor half of `export/`: weight tables, load order, BN folding, bad input.
+"""The sensor half of `export/`: weight tables, load order, comparator levels, bad input.
 
 Oracles: the load-order formula written out entry by entry, the model's own tiling function, a
 numpy re-implementation of the sensor's forward pass driven only by the exported slot tables,
-the PixelRNN authors' table for their released model, and Keras' BatchNormalization."""
+the defining property of a level (it passes exactly the counts the model passes), and the
+PixelRNN authors' table for their released model."""
 
 import json
 import os
@@ -19,7 +20,6 @@ import export
 import pixelrnn_tf
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.encoders import tile_channels
-from pixelrnn_tf.quantizers import select_sign
 
 REFERENCE = Path(os.environ.get("PIXELRNN_REFERENCE_DIR", Path(__file__).resolve().parents[2] / "shared" / "reference"))
 
@@ -96,8 +96,12 @@ def test_tables_and_header_hold_the_models_kernels(variant, tmp_path):
         expected = [[_entry(kernel[:, :, 4 * (s % 4) + s // 4], n) for n in range(25)] for s in range(16)]
         np.testing.assert_array_equal(arrays[f"pixelrnn_cnn{layer + 1}_kernels"], expected)
         theta = float(cnn.thresholds[layer].numpy())
-        assert tables["cnn_layers"][layer]["threshold"] == {"model": pytest.approx(theta), "sensor": round(theta * 10)}
-        assert defines[f"PIXELRNN_CNN{layer + 1}_THRESHOLD"] == round(theta * 10)
+        level = tables["cnn_layers"][layer]["threshold"]["sensor"]
+        assert tables["cnn_layers"][layer]["threshold"]["model"] == pytest.approx(theta)
+        assert defines[f"PIXELRNN_CNN{layer + 1}_THRESHOLD"] == level
+        counts = np.arange(-25, 26)  # a level passes exactly the counts that pass theta
+        np.testing.assert_array_equal(10 * counts >= level, counts >= theta)
+        assert level == {3.3: 35, 1.7: 15}[round(theta, 1)]  # 10 * ceil(theta) - 5
     cell = model.get_layer("recurrence").cell
     names = [n for pair in zip(cell.input_kernels, cell.hidden_kernels) for n in pair]
     if names:
@@ -108,10 +112,13 @@ def test_tables_and_header_hold_the_models_kernels(variant, tmp_path):
         np.testing.assert_array_equal(arrays["pixelrnn_rnn_kernels"], expected)
         assert tables["recurrent_slots"] == slots
     if variant == "pixelrnn_cnn2_theta":
-        assert tables["recurrent_thresholds"]["forget"]["sensor"] == 4 == defines["PIXELRNN_RNN_FORGET_THRESHOLD"]
-        assert tables["input_threshold"]["sensor"] == 0
+        # forget gate: theta = 0.4 at recurrent_white 2 -> ceil(2 * (1 - 1/2)) = 1: 2 z >= 1 <=> z >= 1
+        assert tables["recurrent_white"] == 2
+        assert tables["recurrent_thresholds"]["forget"]["sensor"] == 1 == defines["PIXELRNN_RNN_FORGET_THRESHOLD"]
+        assert tables["input_threshold"]["sensor"] == 0  # 16 * theta_in, theta_in = 0 untrained
     noise = tables["noise"]
     assert noise["gate_noise_stddev"]["model"] == pytest.approx(cell.gate_noise_stddev)
+    assert noise["gate_noise_stddev"]["sensor"] == pytest.approx(2 * cell.gate_noise_stddev)  # recurrent units
     assert noise["cnn_noise_stddev"]["sensor"] == pytest.approx(10 * cnn.noise_stddev)
     assert tables["window"] == 16 and tables["input_white"] == 10
     # The manifest lists every file with its hash.
@@ -210,38 +217,8 @@ def test_slot_and_load_order_reproduce_the_authors_table():
     for key, name in [("ConvGates_i", "convgates_i"), ("ConvGates_h", "convgates_h"), ("Conv_out_i", "conv_out_i"), ("Conv_out_h", "conv_out_h")]:
         block = _authors_blocks(text, f"rnn_model.{name}.weight")
         np.testing.assert_array_equal(export.load_order(weights[f"rnn_model.{key}.weight"][0, 0])[None], block)
-    assert export.to_sensor_units("theta1", weights["cnn_model.thresh1"][0], 10) == 1
 
 
-# Batch-norm folding ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("per_channel_theta", [False, True])
-def test_folded_threshold_gives_the_binary_outputs_of_bn_then_threshold_then_sign(per_channel_theta, rng):
-    channels = 16
-    gamma = rng.uniform(0.1, 2.0, channels)
-    gamma[:4] *= -1  # negative scales flip the comparison
-    gamma[4] = 0.0  # a constant channel
-    beta, mean = rng.normal(0, 2, channels), rng.normal(0, 5, channels)
-    variance = rng.uniform(0.5, 30, channels)
-    theta = rng.normal(0, 1, channels) if per_channel_theta else 0.37
-    bn = tf.keras.layers.BatchNormalization(epsilon=1e-3)
-    bn.build((None, channels))
-    bn.set_weights([gamma, beta, mean, variance])
-    # Sensor pre-activations are integer counts: sums of 25 +-1 products (and their max-pools).
-    x = rng.integers(-25, 26, (4000, channels)).astype(np.float32)
-    reference = select_sign(bn(x, training=False) - np.float32(theta)).numpy()
-    threshold, flip = export.fold_batchnorm(gamma, beta, mean, variance, 1e-3, theta)
-    np.testing.assert_array_equal(export.folded_sign(x, threshold, flip), reference)
-    assert flip[:4].all() and not flip[5:].any()
-    assert (reference[:, 4] == reference[0, 4]).all()
-    assert reference.min() == -1 and reference.max() == 1
-
-
-def test_folded_threshold_in_sensor_units():
-    threshold, flip = export.fold_batchnorm(2.0, 1.0, 0.5, 3.0, 1.0, 0.0)  # t = 0.5 + (0 - 1) * 2 / 2
-    assert threshold == pytest.approx(-0.5) and not flip
-    assert export.sensor_threshold(threshold, 10) == -5
 
 
 # Bad input ------------------------------------------------------------------------------------
@@ -260,10 +237,12 @@ def test_full_precision_model_is_an_error_before_writing(tmp_path):
 def test_threshold_outside_the_sensor_range_is_an_error_before_writing(tmp_path):
     model = _model()
     _set_thresholds(model, cnn=(14.0,))
-    with pytest.raises(export.ExportError, match=r"theta_1 = 14 is 140 .* \[-128, 127\]; use --input-white 9"):
+    # level 10 * 14 - 5 = 135 > 127; at input_white 9 it is ceil(9 * 13.5) = 122
+    with pytest.raises(export.ExportError, match=r"theta_1 = 14 is 135 .* \[-128, 127\]; use --input-white 9 or less"):
         export.export_model(model, tmp_path / "out", "sensor", input_white=10)
     assert _nothing_written(tmp_path / "out")
-    export.export_model(model, tmp_path / "out", "sensor", input_white=9)  # 126 fits
+    result = export.export_model(model, tmp_path / "out", "sensor", input_white=9)
+    assert result["sensor"]["cnn_layers"][0]["threshold"]["sensor"] == 122
 
 
 @pytest.mark.parametrize("splits", ["sensor,camera", "", "decoders"])
@@ -273,12 +252,17 @@ def test_unknown_split_is_an_error(splits, tmp_path):
     assert _nothing_written(tmp_path / "out")
 
 
-def test_missing_run_directory_is_an_error(tmp_path):
+def test_missing_model_or_run_directory_is_an_error(tmp_path):
+    from pixelrnn_cli.workflows import export_run
+    from training.runs import RunNotFoundError
+
+    with pytest.raises(export.ExportError, match="No model file at"):
+        export.export_model(tmp_path / "no_such_model.keras", tmp_path / "out", "sensor")
     with pytest.raises(export.ExportError, match="No run directory or model file"):
-        export.export_model(tmp_path / "no_such_run", tmp_path / "out", "sensor")
+        export_run(tmp_path / "no_such_run", tmp_path / "out", "sensor")
     (tmp_path / "empty_run").mkdir()
-    with pytest.raises(export.ExportError, match="no best.keras"):
-        export.export_model(tmp_path / "empty_run", tmp_path / "out", "sensor")
+    with pytest.raises(RunNotFoundError, match="not a finished run directory"):
+        export_run(tmp_path / "empty_run", tmp_path / "out", "sensor")
     assert _nothing_written(tmp_path / "out")
 
 

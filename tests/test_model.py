@@ -7,6 +7,7 @@ import pixelrnn_tf
 from pixelrnn_tf import cells, decoders, encoders, quantizers, readout
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ConfigError, ModelConfig
+from sensor import Scamp5
 
 ARCHS = ["pixelrnn", "convlstm", "convgru", "mgu", "srnn", "raw", "diff"]
 
@@ -27,22 +28,34 @@ TABLE_2 = {
 def test_table_2_parameters_and_readout(arch):
     one, two, values = TABLE_2[arch]
     for layers, params in ((1, one), (2, two)):
-        figures = pixelrnn_tf.account(pixelrnn_tf.build_model(arch=arch, cnn_layers=layers))
+        figures = pixelrnn_tf.account(pixelrnn_tf.build_model(arch=arch, cnn_layers=layers), Scamp5())
         assert figures.in_pixel_parameters == params
         assert figures.readout_values_per_window == values
-        assert figures.fits_scamp5, figures.reasons
+        assert figures.fits_sensor, figures.reasons
 
 
 def test_accounting_memory_and_fit():
-    binary = pixelrnn_tf.account(pixelrnn_tf.build_model())
+    binary = pixelrnn_tf.account(pixelrnn_tf.build_model(), Scamp5())
     # state h (1 bit) + the 16 analog (8-bit) conv outputs of a macropixel
     assert binary.memory_bits_per_pixel == 1 + 16 * 8
     assert binary.bandwidth_reduction_vs_raw == 256
-    full = pixelrnn_tf.account(pixelrnn_tf.build_model(binary=False))
+    full = pixelrnn_tf.account(pixelrnn_tf.build_model(binary=False), Scamp5())
     assert full.memory_bits_per_pixel == 32 + 16 * 32
-    assert not full.fits_scamp5 and "256" in full.reasons[0]
-    pooled = pixelrnn_tf.account(pixelrnn_tf.build_model(readout_pool=4))
+    assert not full.fits_sensor and "256" in full.reasons[0]
+    pooled = pixelrnn_tf.account(pixelrnn_tf.build_model(readout_pool=4), Scamp5())
     assert pooled.readout_values_per_window == 16 * 16
+
+
+def test_accounting_reads_the_array_not_constants():
+    """Another array is another ArrayConfig: its analog bits, feature storage and size decide."""
+    model = pixelrnn_tf.build_model()
+    small = pixelrnn_tf.account(model, Scamp5(name="4-bit", analog_bits=4, feature_bits_per_macropixel=64))
+    assert small.memory_bits_per_pixel == 1 + 16 * 4
+    assert not small.fits_sensor and small.reasons[0].startswith("needs 65 bits of features per 4x4 macropixel; 4-bit has 64")
+    raw = pixelrnn_tf.account(pixelrnn_tf.build_model(arch="raw"), Scamp5(height=512, width=512))
+    assert raw.readout_values_per_window == 512 * 512 * 16  # the whole array, every frame
+    tiny = pixelrnn_tf.account(model, Scamp5(height=128, width=128))
+    assert not tiny.fits_sensor and "64x64 working grid needs more than the 32x32 macropixels" in tiny.reasons[0]
 
 
 def _clips(rng, n=2, frames=16, size=64):
@@ -67,7 +80,7 @@ def test_model_round_trips_through_keras_file(variant, tmp_path, rng):
     model.save(path)
     restored = pixelrnn_tf.load_model(path)
     np.testing.assert_array_equal(restored(clips).numpy(), before)
-    assert pixelrnn_tf.account(restored) == pixelrnn_tf.account(model)
+    assert pixelrnn_tf.account(restored, Scamp5()) == pixelrnn_tf.account(model, Scamp5())
 
 
 def _layer_cases():
@@ -191,3 +204,10 @@ def test_quantizer_registry_is_complete():
     assert {"tanh_sign", "ste_sign", "stochastic_sign", "sigmoid_step", "ste_ternary", "gumbel_binary", "gumbel_ternary"} <= set(
         quantizers.QUANTIZERS
     )
+
+
+def test_raw_camera_cells_saved_with_their_array_size_still_load():
+    """Models saved before the array became an argument of `account` stored its size in the cell."""
+    config = cells.RawCameraCell().get_config()
+    cell = cells.RawCameraCell.from_config({**config, "sensor_height": 256, "sensor_width": 256})
+    assert cell.get_config() == config

@@ -230,9 +230,10 @@ def test_weight_table_thresholds_and_decoder(model, weight_table):
 
 
 def test_imported_run_directory_evaluates_like_a_trained_run(reference, dump, tmp_path):
+    from pixelrnn_cli.workflows import import_checkpoint
     from training.run_config import RunConfig
 
-    _, run = torch_import.import_torch_checkpoint(reference / "lips_no_noise.pt", tmp_path / "lips")
+    run = import_checkpoint(reference / "lips_no_noise.pt", tmp_path / "lips")["run"].path
     config = RunConfig.load(run / "config.json")
     assert config.data.dataset == "tulips1" and config.model.num_classes == 4
     reloaded = pixelrnn_tf.load_model(run / "best.keras")
@@ -259,7 +260,14 @@ def test_exported_sensor_tables_equal_the_authors_table(model, weight_table, tmp
     authors = [weight_table[key][0] for key in weight_table if key.startswith("rnn_model.")]  # w_f, u_f, w_o, u_o
     np.testing.assert_array_equal(rnn[[5, 6, 9, 10]], np.stack(authors))
     assert not rnn[[s for s in range(16) if s not in (5, 6, 9, 10)]].any()
-    assert "#define PIXELRNN_CNN1_THRESHOLD 1" in header  # round(0.1405 * 10)
+    # Our level is the midpoint below the first passing count, 10 * ceil(0.1405) - 5 = 5; the
+    # authors' table rounds, round(0.1405 * 10) = 1. For this theta both pass exactly the counts
+    # c >= 1 of the model (a count is 10 c on the sensor).
+    assert "#define PIXELRNN_CNN1_THRESHOLD 5" in header
+    theta = float(model.get_layer("in_pixel_cnn").thresholds[0].numpy())
+    counts = np.arange(-25, 26)
+    np.testing.assert_array_equal(10 * counts >= 5, counts >= theta)
+    np.testing.assert_array_equal(10 * counts >= round(theta * 10), counts >= theta)
 
 
 @pytest.mark.slow

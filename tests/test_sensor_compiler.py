@@ -1,5 +1,7 @@
 """sensor.compile: the emulated program equals the Keras model's readouts exactly (noise off)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -64,16 +66,12 @@ def test_saturation_at_the_papers_input_white_is_counted():
     np.testing.assert_array_equal(paper.readouts, expected)
 
 
-def test_compile_tables_is_the_exporters_entry_point():
+def test_compile_reads_the_model_through_its_in_pixel_tables():
     model = _random_model("pixelrnn")
-    tables = sensor.model_tables(model)
-    assert tables["cnn_kernels"][0].shape == (5, 5, 1, 16) and tables["window"] == 2
-    assert set(tables["cell_kernels"]) == {"w_f", "u_f", "w_o", "u_o"}
-    # what a JSON round trip leaves: lists instead of arrays
-    plain = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in tables.items()}
-    plain["cnn_kernels"] = [k.tolist() for k in tables["cnn_kernels"]]
-    plain["cell_kernels"] = {n: k.tolist() for n, k in tables["cell_kernels"].items()}
-    assert str(sensor.compile_tables(plain)) == str(sensor.compile(model))
+    tables = pixelrnn_tf.in_pixel_tables(model)
+    assert tables.cnn_kernels[0].shape == (5, 5, 1, 16) and tables.window == 2
+    assert list(tables.cell_kernels) == ["w_f", "u_f", "w_o", "u_o"]  # gate by gate, the sensor's load order
+    assert str(sensor.compile_tables(tables)) == str(sensor.compile(model))
 
 
 def test_compiled_program_fits_scamp5_and_estimates_chip_time():
@@ -90,16 +88,35 @@ def test_compiled_program_fits_scamp5_and_estimates_chip_time():
 def test_sensor_threshold_is_the_midpoint_below_the_first_passing_sum():
     program = sensor.compile(_random_model("cnn", thresholds=[2.04]), input_white=10)
     # c >= 2.04 <=> c >= 3 <=> 10 c >= 25 (round(2.04 * 10) = 20 would accept c = 2)
-    assert program.info["cnn_sensor_thresholds"] == [25.0]
+    assert program.info["levels"]["cnn"] == [25]
+
+
+@pytest.mark.parametrize("white", [1, 2, 2.5, 3, 5, 10])
+def test_count_levels_pass_exactly_the_counts_that_pass_theta(white):
+    counts = np.arange(-50, 51)
+    for theta in np.random.default_rng(0).uniform(-20, 20, 200).tolist() + [0.0, 1.0, -1.0, 2.04]:
+        level = sensor.levels.count_level(theta, white)
+        assert float(level).is_integer()
+        np.testing.assert_array_equal(white * counts >= level, counts >= theta, err_msg=f"theta {theta}")
+        after_relu = sensor.levels.count_level(theta, white, relu=True)
+        assert (after_relu is None) == (theta <= 0)
+
+
+def test_a_level_outside_the_range_names_the_white_that_fits():
+    with pytest.raises(sensor.CompileError, match=r"forget_threshold = 70 is 139 .*; use --recurrent-white 1 or less"):
+        sensor.levels.checked_count_level("forget_threshold", 70.0, 2, sensor.Scamp5(), option="--recurrent-white")
+    with pytest.raises(sensor.CompileError, match="below 1"):
+        sensor.levels.count_level(1.0, 0.5)
 
 
 def test_unsupported_models_are_refused():
-    with pytest.raises(sensor.CompileError, match="ConvLSTMCell"):
+    with pytest.raises(sensor.CompileError, match="'convlstm'"):
         sensor.compile(pixelrnn_tf.build_model(arch="convlstm"))
     with pytest.raises(sensor.CompileError, match="full precision"):
         sensor.compile(pixelrnn_tf.build_model(binary=False))
+    tables = pixelrnn_tf.in_pixel_tables(_random_model("cnn"))
     with pytest.raises(sensor.CompileError, match=r"\+-1"):
-        sensor.compile_tables({**sensor.model_tables(_random_model("cnn")), "cnn_kernels": [np.zeros((5, 5, 1, 16))]})
+        sensor.compile_tables(dataclasses.replace(tables, cnn_kernels=(np.zeros((5, 5, 1, 16)),)))
 
 
 def test_a_program_calibrated_for_the_drift_cancels_it():

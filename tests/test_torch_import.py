@@ -399,11 +399,15 @@ def test_trace_agrees_with_the_oracle_and_the_model(rng, clips):
 
 
 def test_import_writes_an_ordinary_run_directory(tmp_path, rng, clips):
+    from pixelrnn_cli.workflows import import_checkpoint
+    from pixelrnn_tf.config import ConfigError
     from training.run_config import RunConfig
 
     state = authors_state_dict(rng)
     checkpoint = write_checkpoint(tmp_path / "lips.pt", state)
-    model, run = torch_import.import_torch_checkpoint(checkpoint, tmp_path / "run")
+    imported = import_checkpoint(checkpoint, tmp_path / "run")
+    model, run = imported["model"], imported["run"].path
+    assert imported["arch"] == "pixelrnn" and imported["forget_threshold"] is None and imported["classes"] == 4
     config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
     assert config.data.dataset == "tulips1" and config.model.decoder == "reference"
     assert config.model == torch_import.config_from_state_dict(state)
@@ -413,8 +417,8 @@ def test_import_writes_an_ordinary_run_directory(tmp_path, rng, clips):
     )
     provenance = json.loads((run / "imported_from.json").read_text())
     assert provenance["arch"] == "pixelrnn" and len(provenance["sha256"]) == 64
-    with pytest.raises(CheckpointError, match="already holds a run"):
-        torch_import.import_torch_checkpoint(checkpoint, run)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        import_checkpoint(checkpoint, run)
 
 
 def test_imported_model_trains(rng, clips):
@@ -428,13 +432,17 @@ def test_imported_model_trains(rng, clips):
     assert np.all(np.abs(kernels) <= 1.0)  # the latent weights stay in the clip range
 
 
-def test_import_command_reports_and_turns_errors_into_user_errors(tmp_path, rng):
-    from pixelrnn_tf.cli import UserError
+def test_import_command_reports_and_refuses_an_unsafe_checkpoint(tmp_path, rng):
+    from typer.testing import CliRunner
 
+    from pixelrnn_cli.app import app
+
+    runner = CliRunner()
     checkpoint = write_checkpoint(tmp_path / "noise.pt", authors_state_dict(rng, noise=True))
-    text = torch_import.import_torch_command(str(checkpoint), str(tmp_path / "run"), "auto")
-    assert "pixelrnn-noise" in text and "forget-gate threshold          0.5000" in text
+    result = runner.invoke(app, ["import-torch", str(checkpoint), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "pixelrnn-noise" in result.output and "forget-gate threshold          0.5000" in result.output
     evil = write_zip(tmp_path / "evil.pt", pickle.dumps(_Reduce(os.system, "true"), protocol=2), {})
-    with pytest.raises(UserError, match="refused"):
-        torch_import.import_torch_command(str(evil), str(tmp_path / "run2"), "auto")
+    result = runner.invoke(app, ["import-torch", str(evil), "--out", str(tmp_path / "run2")])
+    assert result.exit_code == 2 and "refused" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run2").exists()

@@ -1,29 +1,19 @@
-"""Train and evaluate in-pixel models with `model.fit`, writing everything to a run directory.
-
-A run directory holds:
-    config.json      the resolved run configuration
-    best.keras       the model with the best validation accuracy
-    metrics.json     accuracy per split and the model's sensor cost
-    history.csv      per-epoch metrics; logs/ TensorBoard; backup/ state to resume an interrupted run
-    confusion.png    test confusion matrix; curves.png training curves
-"""
+"""Train and evaluate in-pixel models with `model.fit`, writing everything to a run directory
+(its files: training.runs)."""
 
 import csv
-import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 
 import pixelrnn_tf
+import sensor
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ConfigError
-from pixelrnn_tf.files import write_text_atomic
-from training import data, plots
+from training import plots, runs
 from training.run_config import resolve
-
-SPLITS = ("train", "val", "test")
+from training.runs import RunDirectory
 
 
 def make_strategy(name):
@@ -50,33 +40,26 @@ def train(config=None, out_dir="runs/default", verbose=1, extra_callbacks=()):
     """Train the model of `config` (None: the default synthetic run; a bundled name; a JSON path;
     or a RunConfig) and write the run directory. Returns the metrics dict."""
     config = resolve(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    previous = out / "config.json"
-    if previous.is_file() and json.loads(previous.read_text()) != config.to_dict() and (out / "backup").exists():
-        raise ConfigError(
-            f"{out} holds an interrupted run with a different config; resume it with the same config "
-            "or choose another --out."
-        )
-    write_text_atomic(previous, json.dumps(config.to_dict(), indent=2))
+    run = RunDirectory(out_dir)
+    run.start(config)
 
     tf.keras.utils.set_random_seed(config.train.seed)
-    splits, class_names = data.load_splits(config.data, config.model, config.train.batch_size)
+    splits, class_names = run.splits(config)
     strategy = make_strategy(config.train.strategy)
     with strategy.scope():
         model = pixelrnn_tf.build_model(config.model, num_classes=len(class_names))
         compile_model(model, config.train.learning_rate)
 
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(str(out / "backup")),
+        tf.keras.callbacks.BackupAndRestore(str(run.file(runs.BACKUP))),
         tf.keras.callbacks.ModelCheckpoint(
-            str(out / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True
+            str(run.file(runs.BEST)), monitor="val_accuracy", mode="max", save_best_only=True
         ),
         tf.keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=config.train.lr_factor, patience=config.train.lr_patience
         ),
-        tf.keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-        tf.keras.callbacks.TensorBoard(str(out / "logs"), histogram_freq=0, write_graph=False),
+        tf.keras.callbacks.CSVLogger(str(run.file(runs.HISTORY)), append=True),
+        tf.keras.callbacks.TensorBoard(str(run.file(runs.LOGS)), histogram_freq=0, write_graph=False),
         *extra_callbacks,
     ]
     model.fit(
@@ -86,7 +69,7 @@ def train(config=None, out_dir="runs/default", verbose=1, extra_callbacks=()):
         callbacks=callbacks,
         verbose=verbose,
     )
-    return finish_run(out, splits, class_names, verbose)
+    return finish_run(run, splits, class_names)
 
 
 def _read_history(path):
@@ -108,16 +91,16 @@ def predict_labels(model, dataset):
     return np.concatenate(labels), np.concatenate(predictions)
 
 
-def finish_run(out, splits, class_names, verbose=1):
+def finish_run(run, splits, class_names):
     """Evaluate the best checkpoint on every split, write metrics.json and the plots."""
-    model = pixelrnn_tf.load_model(out / "best.keras")
+    model = run.load_model()
     accuracy = {}
-    for split in SPLITS:
+    for split in runs.SPLITS:
         labels, predictions = predict_labels(model, splits[split])
         accuracy[split] = float(np.mean(labels == predictions))
         if split == "test":
             matrix = plots.confusion_matrix(labels, predictions, len(class_names))
-    figures = pixelrnn_tf.account(model)
+    figures = pixelrnn_tf.account(model, sensor.Scamp5())
     metrics = {
         "model": model.name,
         "accuracy": accuracy,
@@ -126,8 +109,9 @@ def finish_run(out, splits, class_names, verbose=1):
         "confusion_matrix": matrix.tolist(),
         **figures.to_dict(),
     }
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
-    plots.plot_confusion(matrix, class_names, out / "confusion.png", f"{model.name}: test accuracy {accuracy['test']:.1%}")
-    plots.plot_curves(_read_history(out / "history.csv"), out / "curves.png", model.name)
-    shutil.rmtree(out / "backup", ignore_errors=True)  # finished: nothing left to resume
+    run.write_json(runs.METRICS, metrics)
+    title = f"{model.name}: test accuracy {accuracy['test']:.1%}"
+    plots.plot_confusion(matrix, class_names, run.file(runs.CONFUSION), title)
+    plots.plot_curves(_read_history(run.file(runs.HISTORY)), run.file(runs.CURVES), model.name)
+    shutil.rmtree(run.file(runs.BACKUP), ignore_errors=True)  # finished: nothing left to resume
     return metrics

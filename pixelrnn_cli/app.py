@@ -1,0 +1,266 @@
+"""The `pixelrnn` command line. Thin: parse, call one library or workflow function, print.
+
+Every command is registered through `command`, which loads TensorFlow quietly (startup.py) and
+turns the project's named errors into one line and exit code 2 (errors.py). Library imports stay
+inside the command bodies, so `--help` answers without loading TensorFlow.
+"""
+
+import functools
+import json
+from typing import Optional
+
+import typer
+
+from pixelrnn_cli import report
+from pixelrnn_cli.errors import report_user_errors
+from pixelrnn_cli.startup import load_tensorflow
+
+HELP = "pixelrnn-tf: design, train, emulate and deploy in-pixel neural networks."
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+_options = {"verbose": False}
+
+ARCHS = ["pixelrnn", "convlstm", "convgru", "mgu", "srnn", "cnn", "raw", "diff"]
+
+
+@app.callback()
+def main_options(
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's start-up log lines (CUDA, oneDNN)."),
+):
+    """pixelrnn-tf: design, train, emulate and deploy in-pixel neural networks."""
+    _options["verbose"] = verbose
+
+
+def command(name=None, target=app):
+    """Register a command on `target`: TensorFlow is loaded quietly before the body runs, and the
+    project's named errors become one line and exit code 2."""
+
+    def register(function):
+        @functools.wraps(function)  # typer reads the signature and help through __wrapped__
+        def run(*args, **kwargs):
+            load_tensorflow(_options["verbose"])
+            return function(*args, **kwargs)
+
+        target.command(name)(report_user_errors(run))
+        return function
+
+    return register
+
+
+def _progress():
+    from pixelrnn_cli.progress import RichProgress
+
+    return RichProgress
+
+
+# ---------------------------------------------------------------------------------- model library
+@command()
+def summary(
+    arch: str = typer.Option("pixelrnn", help=f"Architecture: {', '.join(ARCHS)}."),
+    cnn_layers: int = typer.Option(1, help="Binary CNN layers in the pixel array: 1 or 2."),
+    float_: bool = typer.Option(False, "--float", help="Full-precision weights and activations instead of binary."),
+    readout_pool: int = typer.Option(1, help="Max-pool the readout on the sensor by this factor."),
+    num_classes: int = typer.Option(9, help="Decoder outputs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+):
+    """Print a model's larq summary and what it costs SCAMP-5 (Table 2 of the PixelRNN paper)."""
+    import larq as lq
+
+    import pixelrnn_tf
+    import sensor
+
+    model = pixelrnn_tf.build_model(
+        arch=arch, cnn_layers=cnn_layers, binary=not float_, readout_pool=readout_pool, num_classes=num_classes
+    )
+    figures = pixelrnn_tf.account(model, sensor.Scamp5())
+    if as_json:
+        typer.echo(json.dumps({"model": model.name, **figures.to_dict()}, indent=2))
+        return
+    lq.models.summary(model, print_fn=typer.echo)
+    typer.echo(report.account_lines(figures))
+
+
+@command()
+def configs():
+    """List the bundled run configs (paper settings for Cambridge and Tulips1, every baseline)."""
+    from training.run_config import bundled_configs, configs_dir
+
+    for name in bundled_configs():
+        description = json.loads((configs_dir() / f"{name}.json").read_text()).get("description", "")
+        typer.echo(f"{name:<32}{description}")
+
+
+# ---------------------------------------------------------------------------------- training
+@command()
+def train(
+    config: Optional[str] = typer.Argument(
+        None, help="A bundled config name (see `pixelrnn configs`) or a JSON file. Default: the synthetic PixelRNN run."
+    ),
+    dataset: Optional[str] = typer.Option(None, help="synthetic_gestures, cambridge_hand_gesture or tulips1."),
+    manual_dir: Optional[str] = typer.Option(None, help="Folder holding a manually downloaded data set."),
+    epochs: Optional[int] = typer.Option(None, help="Override the config's number of epochs."),
+    out: str = typer.Option("runs/default", help="Run directory (resumes an interrupted run there)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed for weights and data order."),
+    strategy: Optional[str] = typer.Option(None, help="default, mirrored (all local devices) or multiworker (TF_CONFIG)."),
+):
+    """Train a model with model.fit and write a run directory (best.keras, metrics.json, plots)."""
+    from training.run_config import resolve
+    from training.train import train as run_training
+
+    run_config = resolve(config).replace(
+        data={"dataset": dataset, "manual_dir": manual_dir}, train={"epochs": epochs, "seed": seed, "strategy": strategy}
+    )
+    metrics = run_training(run_config, out)
+    typer.echo(report.metrics_lines(metrics))
+    typer.echo(f"Run directory: {out}")
+
+
+@command()
+def demo(out: str = typer.Option("runs/demo", help="Run directory.")):
+    """The main job: train the default binary PixelRNN on synthetic_gestures and report it."""
+    from training.run_config import resolve
+    from training.train import train as run_training
+
+    metrics = run_training(resolve(None), out)
+    typer.echo(report.metrics_lines(metrics))
+    typer.echo(f"Run directory: {out}")
+
+
+@command()
+def evaluate(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train`."),
+    split: str = typer.Option("test", help="train, val or test."),
+    noise: bool = typer.Option(False, "--noise", help="Keep the trained analog noise on at inference."),
+    noise_stddev: Optional[float] = typer.Option(None, help="Inference noise std for all noise sources (implies --noise)."),
+    repeats: int = typer.Option(5, min=1, help="Repeats with noise on (mean and std are reported)."),
+):
+    """Reload a run's best model and print its accuracy (mean and std over repeats with noise)."""
+    from training.evaluate import evaluate as run_evaluation
+
+    result = run_evaluation(run_dir, split=split, noise=noise, noise_stddev=noise_stddev, repeats=repeats)
+    typer.echo(report.evaluation_lines(result))
+
+
+@command("import-torch")
+def import_torch(
+    checkpoint: str = typer.Argument(..., help="The authors' PyTorch checkpoint (.pt, zip format)."),
+    out: str = typer.Option(..., "--out", help="Run directory to create."),
+    arch: str = typer.Option("auto", help="auto, pixelrnn or pixelrnn-noise (auto: by the checkpoint's keys)."),
+):
+    """Import the PixelRNN authors' PyTorch checkpoint as a run directory (no torch needed).
+
+    The checkpoint is untrusted input: anything in its pickle but tensors is refused."""
+    from pixelrnn_cli.workflows import import_checkpoint
+
+    typer.echo(report.import_lines(checkpoint, import_checkpoint(checkpoint, out, arch)))
+
+
+# ---------------------------------------------------------------------------------- sensor
+# How a model is compiled for the sensor: options shared by emulate and finetune-decoder.
+INPUT_WHITE = typer.Option(10.0, help="Sensor units of one count of the CNN (one binary input).")
+RECURRENT_WHITE = typer.Option(
+    None,
+    help="Sensor units of one count of the recurrent sums. Default: without noise the largest that never "
+    "saturates (2 on SCAMP-5); with noise the largest that keeps 99% of the model's training readouts in range.",
+)
+CALIBRATE = typer.Option(
+    True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
+)
+NOISE = "none, scamp5 (the calibrated preset) or a JSON file of sensor.NoiseModel fields."
+
+
+@command()
+def emulate(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train` (or import-torch)."),
+    noise: str = typer.Option("none", help=f"Emulator noise: {NOISE}"),
+    split: str = typer.Option("test", help="train, val or test."),
+    repeats: int = typer.Option(1, min=1, help="Repeats with different noise seeds (mean and std are reported)."),
+    trace: Optional[str] = typer.Option(None, help="Folder for the program listing, per-stage costs and register-plane PNGs."),
+    input_white: float = INPUT_WHITE,
+    recurrent_white: Optional[float] = RECURRENT_WHITE,
+    seed: int = typer.Option(0, help="Noise seed."),
+    max_clips: Optional[int] = typer.Option(None, min=1, help="Emulate at most this many clips of the split."),
+    calibrate: bool = CALIBRATE,
+):
+    """Run a model's in-pixel part on the SCAMP-5 emulator, instruction by instruction, and compare with Keras.
+
+    Prints the accuracy on emulated readouts versus the Keras model, the agreement of the readouts,
+    saturated writes, instructions and estimated chip time per frame, and emulated frames per second."""
+    from pixelrnn_cli.workflows import emulate_run
+
+    result = emulate_run(
+        run_dir, noise=noise, split=split, repeats=repeats, trace=trace, input_white=input_white,
+        recurrent_white=recurrent_white, seed=seed, max_clips=max_clips, calibrate=calibrate, progress=_progress(),
+    )
+    typer.echo(report.emulation_lines(result))
+
+
+@command("finetune-decoder")
+def finetune_decoder(
+    run_dir: str = typer.Argument(..., help="A run directory written by `pixelrnn train`."),
+    readouts: str = typer.Option("emulator", help="emulator (emulated readouts) or keras (a control)."),
+    noise: str = typer.Option("scamp5", help=f"Emulator noise: {NOISE}"),
+    epochs: int = typer.Option(5, min=1, help="Decoder training epochs."),
+    learning_rate: float = typer.Option(1e-3, help="Adam learning rate."),
+    input_white: float = INPUT_WHITE,
+    recurrent_white: Optional[float] = RECURRENT_WHITE,
+    seed: int = typer.Option(0, help="Noise and training seed."),
+    max_clips: Optional[int] = typer.Option(None, min=1, help="Emulate at most this many clips per split."),
+    out: Optional[str] = typer.Option(None, help="Where to write the model (default RUN_DIR/finetuned.keras)."),
+    calibrate: bool = CALIBRATE,
+):
+    """Retrain only the off-sensor decoder on readouts produced by the emulator."""
+    from pixelrnn_cli.workflows import finetune_decoder as run_finetune
+
+    result = run_finetune(
+        run_dir, readouts=readouts, noise=noise, epochs=epochs, learning_rate=learning_rate, input_white=input_white,
+        recurrent_white=recurrent_white, seed=seed, max_clips=max_clips, out=out, calibrate=calibrate,
+        progress=_progress(),
+    )
+    typer.echo(report.finetune_lines(result))
+
+
+# ---------------------------------------------------------------------------------- export
+def export_command(
+    source: str = typer.Argument(..., metavar="RUN_DIR_OR_MODEL", help="A run directory (best.keras, config.json) or a .keras file."),
+    split: str = typer.Option("sensor,decoder", help="sensor, decoder or sensor,decoder."),
+    out: str = typer.Option(..., help="Output folder (replaced as a whole; never half-written)."),
+    input_white: float = typer.Option(10.0, help="Sensor units of one count of the CNN; the CNN levels scale with it."),
+    recurrent_white: Optional[float] = typer.Option(
+        None, help="Sensor units of one count of the recurrent sums. Default: the largest that never saturates."
+    ),
+    representative_data: Optional[str] = typer.Option(
+        None, help=".npy clips or .npz with clips or readouts: int8 calibration data. Default: the run's training split."
+    ),
+    evaluation_data: Optional[str] = typer.Option(
+        None, help="Same format, with labels for the accuracy drop. Default: the run's test split, else the representative data."
+    ),
+    representative_clips: int = typer.Option(128, min=1, help="Clips taken from the run's training split for calibration."),
+):
+    """Export a trained model: sensor weight tables and an int8 TFLite Micro decoder."""
+    from pixelrnn_cli.workflows import export_run
+
+    result = export_run(
+        source, out, split, input_white, recurrent_white, representative_data, evaluation_data, representative_clips
+    )
+    typer.echo(report.export_lines(result, out))
+
+
+command("export")(export_command)
+
+# `pixelrnn-export`: the same command as `pixelrnn export`, on its own.
+export_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+command(target=export_app)(export_command)
+
+
+def main(argv: Optional[list] = None):
+    """Console-script entry point of `pixelrnn`; typer exits with the command's status."""
+    app(args=argv)
+
+
+def export_main(argv: Optional[list] = None):
+    """Console-script entry point of `pixelrnn-export`."""
+    export_app(args=argv, prog_name="pixelrnn-export")
+
+
+if __name__ == "__main__":
+    main()
