@@ -20,6 +20,7 @@ import pixelrnn_tf
 from pixelrnn_tf._keras import tf
 from export import convert_int8, micro, window_decoder
 from training import preprocess, synthetic
+from training.runs import RunDirectory
 
 FLASH_TARGET, ARENA_TARGET = 40 * 1024, 16 * 1024
 
@@ -46,7 +47,7 @@ def main():
     tf.get_logger().setLevel("ERROR")
     clips = synthetic_clips(args.clips)
     if args.run:
-        models = {os.path.basename(os.path.normpath(args.run)): pixelrnn_tf.load_model(os.path.join(args.run, "best.keras"))}
+        models = {os.path.basename(os.path.normpath(args.run)): RunDirectory(args.run).require_finished().load_model()}
     else:
         models = {name: pixelrnn_tf.build_model(decoder=name, num_classes=9) for name in ("linear", "reference")}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}")
