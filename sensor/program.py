@@ -106,6 +106,27 @@ def allocate_registers(program, config):
     """
     steps = [(section, step, instruction) for section in SECTIONS
              for step, (_, instruction) in enumerate(program.sections.get(section, ()))]
+    kinds, sections_of = _virtual_kinds(steps, config)
+    intervals, roles = _live_values(steps, kinds, sections_of)
+    assigned = _linear_scan(steps, intervals, kinds, config)
+    sections, position = {}, 0
+    for section in SECTIONS:
+        if section not in program.sections:
+            continue
+        renamed = []
+        for stage, instruction in program.sections[section]:
+            sources, destination = roles[position]
+            renamed.append((stage, instruction.rename(
+                {n: assigned[v] for n, v in sources.items()}, {n: assigned[v] for n, v in destination.items()}
+            )))
+            position += 1
+        sections[section] = tuple(renamed)
+    return sections
+
+
+def _virtual_kinds(steps, config):
+    """({virtual name: 'analog' | 'digital'}, {virtual name: sections that use it}), checking every
+    operand's kind against its instruction (physical names included) on the way."""
     kinds, sections_of = {}, collections.defaultdict(set)
     for section, step, instruction in steps:
         for name, kind, _ in _operand_kinds(instruction):
@@ -126,8 +147,15 @@ def allocate_registers(program, config):
     for name in sections_of:
         if name not in kinds:
             raise RegisterError(f"Register {name!r} is only ever read out; nothing writes it.")
+    return kinds, sections_of
+
+
+def _live_values(steps, kinds, sections_of):
+    """The values of virtual names and where they live: ({value: [first, last position]}, and per
+    step ({source name: value}, {destination name: value})). A value is (name, position of the
+    write that starts it), or (name, "global") for a name shared by sections."""
     last_position = max(len(steps) - 1, 0)
-    current, intervals, roles = {}, {}, []  # value id -> [start, end]
+    current, intervals, roles = {}, {}, []
     for position, (section, step, instruction) in enumerate(steps):
         sources = {}
         for name in instruction.srcs:
@@ -140,12 +168,10 @@ def allocate_registers(program, config):
         destination = {}
         name = instruction.dst
         if name in kinds:
-            is_global = len(sections_of[name]) > 1
-            continues = instruction.spec.gated and name in current
-            if is_global:
+            if len(sections_of[name]) > 1:
                 value = (name, "global")
                 intervals.setdefault(value, [0, last_position])
-            elif continues:
+            elif instruction.spec.gated and name in current:  # the write continues the value
                 value = current[name]
                 intervals[value][1] = position
             else:
@@ -154,6 +180,12 @@ def allocate_registers(program, config):
             current[name] = value
             destination[name] = value
         roles.append((sources, destination))
+    return intervals, roles
+
+
+def _linear_scan(steps, intervals, kinds, config):
+    """{value: physical register}: values in order of their start take the first free register of
+    their kind; a value's register is free again once it ends before the next one starts."""
     reserved = {r for _, _, i in steps for r in i.registers() if config.kind(r)}
     free = {
         "analog": [r for r in config.analog_registers if r not in reserved],
@@ -162,7 +194,7 @@ def allocate_registers(program, config):
     capacity = {kind: len(pool) for kind, pool in free.items()}
     assigned, active = {}, []
     for value in sorted(intervals, key=lambda v: (intervals[v][0], str(v))):
-        start, end = intervals[value]
+        start = intervals[value][0]
         for other in [a for a in active if intervals[a][1] <= start and intervals[a][0] < start]:
             active.remove(other)
             free[kinds[other[0]]].append(assigned[other])
@@ -176,16 +208,4 @@ def allocate_registers(program, config):
             )
         assigned[value] = free[kind].pop(0)
         active.append(value)
-    sections, position = {}, 0
-    for section in SECTIONS:
-        if section not in program.sections:
-            continue
-        renamed = []
-        for stage, instruction in program.sections[section]:
-            sources, destination = roles[position]
-            renamed.append((stage, instruction.rename(
-                {n: assigned[v] for n, v in sources.items()}, {n: assigned[v] for n, v in destination.items()}
-            )))
-            position += 1
-        sections[section] = tuple(renamed)
-    return sections
+    return assigned

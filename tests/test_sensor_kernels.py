@@ -7,7 +7,7 @@ import pytest
 
 import sensor
 from pixelrnn_tf._keras import tf
-from sensor import ArrayConfig, Emulator
+from sensor import ArrayConfig, Emulator, Program
 from sensor import instructions as I
 from sensor.kernels import hash_normal, pack, unpack, write_key
 from tests.test_sensor_helpers import run
@@ -122,3 +122,73 @@ def test_long_digital_chains_are_evaluated_like_numpy():
 def test_write_keys_do_not_repeat_across_seeds_and_steps():
     keys = {int(write_key(seed, counter, step)) for seed in range(4) for counter in range(4) for step in range(64)}
     assert len(keys) == 4 * 4 * 64
+
+
+def _steps(instructions):
+    return tuple(("s", i) for i in instructions)
+
+
+def test_writes_under_flags_proven_disjoint_are_planned_as_one_group():
+    from sensor.fusion import WriteGroup, plan_writes
+
+    def program(second):
+        # R1 is the comparator's result; R2 is its complement (disjoint) or R1 or R3 (not provably)
+        return _steps([I.where("C"), I.dmov("R1", "FLAG"), second, I.all_(), I.in_("B", 10.0), I.dmov("FLAG", "R1"),
+                       I.add("A", "A", "B"), I.dset("R3"), I.dmov("FLAG", "R2"), I.sub("A", "A", "B"), I.all_()])
+
+    state = Emulator(Program({"frame": program(I.dnot("R2", "R1"))}), SMALL)._initial_state(1)
+    # the dset between the two writes joins the group: it runs before the group's kernel
+    assert plan_writes(program(I.dnot("R2", "R1")), state, (8, 8), "FLAG") == {6: WriteGroup(6, 10, (6, 9))}
+    # not provably disjoint: the add runs alone, after the dset it looked past
+    assert plan_writes(program(I.dor("R2", "R1", "R3")), state, (8, 8), "FLAG") == {6: WriteGroup(6, 8, (6,))}
+    c = np.random.default_rng(8).standard_normal((8, 8)).astype(np.float32)
+    r3 = np.random.default_rng(9).random((8, 8)) < 0.5
+    for second, r2 in ((I.dnot("R2", "R1"), c < 0), (I.dor("R2", "R1", "R3"), (c >= 0) | r3)):
+        planes, _, _ = run([i for _, i in program(second)], config=SMALL, C=c, R3=r3)
+        np.testing.assert_array_equal(planes["A"], 10.0 * (c >= 0) - 10.0 * r2)
+
+
+def test_the_planners_shadow_knows_what_the_execution_knows():
+    """sensor.fusion plans on a ShadowPlanes, without tensors: after every digital instruction of a
+    random program it holds the same constants, boxes, tokens and literals as the execution."""
+    from sensor.digital import DigitalPlanes, ShadowPlanes, Unknown
+    from sensor.kernels import WriteKernels
+    from sensor.planes import Constants, is_constant
+
+    rng = np.random.default_rng(12)
+    registers = ["R0", "R1", "R2", "R3"]
+    state = {r: pack(tf.constant(rng.random((1, 8, 8)) < 0.5)) for r in registers + ["FLAG"]}
+    state["R3"] = rng.random((8, 8)) < 0.5  # a register that starts as a constant plane
+    kernels = WriteKernels(-128, 127, (False,) * 5, jit=False)
+    execution = DigitalPlanes(dict(state), (8, 8), "FLAG", kernels, Constants())
+    shadow = ShadowPlanes(state, (8, 8), "FLAG")
+    pick = lambda: registers[rng.integers(len(registers))]  # noqa: E731
+    makers = [
+        lambda: I.pattern(pick(), *(int(v) for v in rng.integers(8, size=4))),
+        lambda: I.dset(pick()), lambda: I.dclr(pick()), lambda: I.dnot(pick(), pick()), lambda: I.dmov(pick(), pick()),
+        lambda: I.dand(pick(), pick(), pick()), lambda: I.dor(pick(), pick(), pick()), lambda: I.dnor(pick(), pick(), pick()),
+        lambda: I.dshift(pick(), pick(), ["north", "south", "east", "west"][rng.integers(4)], int(rng.integers(1, 3))),
+        lambda: I.dmov("FLAG", pick()), lambda: I.dmov(pick(), "FLAG"), lambda: I.all_(), lambda: I.where("A"),
+    ]
+    for _ in range(300):
+        instruction = makers[rng.integers(len(makers))]()
+        if instruction.op == "where":
+            execution.compare(kernels.sign_bits(tf.constant(rng.standard_normal((1, 8, 8)), tf.float32)))
+            shadow.compare(Unknown())
+        else:
+            execution.run(instruction)
+            shadow.run(instruction)
+        for r in registers + ["FLAG"]:
+            value, known = execution.state[r], shadow.state[r]
+            assert is_constant(value) == is_constant(known), (instruction, r)
+            if is_constant(value):
+                np.testing.assert_array_equal(value, known)
+            assert execution.box_of(r) == shadow.box_of(r), (instruction, r)
+            assert execution.tokens.get(r) == shadow.tokens.get(r) and execution.gate(r)[1] == shadow.gate(r)[1]
+
+
+def test_every_instruction_has_a_handler():
+    from sensor.instructions import OPS
+    from sensor.interpreter import _HANDLERS
+
+    assert set(_HANDLERS) == set(OPS)
