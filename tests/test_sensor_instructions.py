@@ -5,7 +5,7 @@ import pytest
 
 from sensor import ArrayConfig, Scamp5
 from sensor import instructions as I
-from tests.test_sensor_helpers import SMALL, run
+from tests.sensor_helpers import SMALL, run
 
 A0 = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [-1, -2, -3, -4], [0, 10, -10, 20]], np.float32)
 B0 = np.full((4, 4), 3.0, np.float32)

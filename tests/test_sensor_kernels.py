@@ -10,7 +10,7 @@ from pixelrnn_tf._keras import tf
 from sensor import ArrayConfig, Emulator, Program
 from sensor import instructions as I
 from sensor.kernels import hash_normal, pack, unpack, write_key
-from tests.test_sensor_helpers import run
+from tests.sensor_helpers import run
 
 SMALL = ArrayConfig(name="test-8x8", height=8, width=8)
 

@@ -5,7 +5,7 @@ import pytest
 
 from sensor import NoiseModel, Scamp5, resolve_noise, scamp5_noise
 from sensor import instructions as I
-from tests.test_sensor_helpers import run
+from tests.sensor_helpers import run
 
 FULL = Scamp5()
 PLANE = np.full((256, 256), 40.0, np.float32)

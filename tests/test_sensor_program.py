@@ -5,7 +5,7 @@ import pytest
 
 from sensor import ArrayConfig, Program, RegisterError, Scamp5, allocate_registers
 from sensor import instructions as I
-from tests.test_sensor_helpers import run
+from tests.sensor_helpers import run
 
 
 def _program(frame, reset=(), readout=(), window=1):
