@@ -20,7 +20,7 @@ class InPixelRecurrence(tf.keras.Model):
     Output (B, T/K, H, W, 1) for cells read out once per window, (B, T/K, H, W, K) for cells read
     out every frame (the K frames of a window stacked as channels). The windows of a clip run as
     one batch; the K steps of a window are unrolled in the graph (K is small and fixed), with the
-    cell's forward kernels computed once and its input convolutions run over all K frames at once.
+    cell's forward kernels computed once per window.
     A Keras Model, so that larq's profile reaches the cell's kernel layers.
     """
 
@@ -51,7 +51,7 @@ class InPixelRecurrence(tf.keras.Model):
         windows = frames // self.window
         x = tf.reshape(clips, tf.concat([[batch * windows, self.window], shape[2:]], axis=0))
         if self.cell.stateless:
-            out = x if self.cell.readout_every_frame else x[:, -1]
+            out = x if self.cell.readout_every_frame else tf.unstack(x, num=self.window, axis=1)[-1]
         else:
             out = self._run_window(x, bool(training))
         if self.cell.readout_every_frame:
@@ -63,15 +63,11 @@ class InPixelRecurrence(tf.keras.Model):
         """The K steps of every window in x (N, K, H, W, C): the last output, or all of them."""
         cell = self.cell
         kernels = cell.forward_kernels()
-        frames = tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
-        input_z = cell.input_preactivations(frames, kernels)
-        if input_z is not None:
-            input_z = tf.reshape(input_z, tf.concat([tf.shape(x)[:2], tf.shape(input_z)[1:]], axis=0))
         states = cell.get_initial_state(batch_size=tf.shape(x)[0], dtype=x.dtype)
         outputs = []
-        for t in range(self.window):
-            z_t = None if input_z is None else input_z[:, t]
-            out, states = cell.step(x[:, t], z_t, states, kernels, training)
+        # unstack, not x[:, t]: the gradient of a slice writes a zero tensor of the whole window
+        for x_t in tf.unstack(x, num=self.window, axis=1):
+            out, states = cell.step(x_t, states, kernels, training)
             outputs.append(out)
         return tf.stack(outputs, axis=1) if cell.readout_every_frame else outputs[-1]
 
