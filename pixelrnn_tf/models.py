@@ -83,5 +83,10 @@ def sensor_model(model):
 
 
 def load_model(path):
-    """Load a `.keras` model saved from pixelrnn-tf (all custom layers are registered)."""
+    """Load a `.keras` model saved from pixelrnn-tf (all custom layers are registered); files of
+    pixelrnn-tf 0.1 are converted on the way in (pixelrnn_tf.legacy)."""
+    from pixelrnn_tf import legacy
+
+    if legacy.is_legacy_file(path):
+        return legacy.load_legacy_model(path)
     return tf.keras.models.load_model(path)

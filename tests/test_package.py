@@ -38,7 +38,9 @@ def test_keras_3_already_loaded_is_a_clear_error():
 runner = CliRunner()
 
 # Every command of `pixelrnn`; a command that disappears or appears without help fails here.
-COMMANDS = ["summary", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export"]
+COMMANDS = [
+    "summary", "upgrade-model", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export",
+]
 
 
 def test_summary_json_has_the_table_2_figures():
