@@ -86,6 +86,40 @@ class InPixelRecurrence(tf.keras.Model):
         }
 
 
+def pool_planes(x, pool):
+    """Max-pool every plane of x (B, N, H, W, C) by `pool`, floor pooling ("VALID": a pool that does
+    not divide H drops the last H mod pool rows)."""
+    if pool == 1:
+        return x
+    shape = tf.shape(x)
+    planes = tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
+    planes = tf.nn.max_pool2d(planes, pool, pool, "VALID")
+    return tf.reshape(planes, tf.concat([shape[:2], tf.shape(planes)[1:]], axis=0))
+
+
+@_register
+class FramePool(tf.keras.layers.Layer):
+    """Max-pools every frame of a clip (B, T, H, W, C) by `pool_size` (floor pooling): the
+    `rnn_input_pool` of ModelConfig, between the CNN and the recurrent cell."""
+
+    def __init__(self, pool_size=1, **kwargs):
+        super().__init__(**kwargs)
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}.")
+        self.pool_size = int(pool_size)
+
+    def call(self, clips):
+        return pool_planes(clips, self.pool_size)
+
+    def compute_output_shape(self, input_shape):
+        b, t, h, w, c = input_shape
+        p = self.pool_size
+        return tf.TensorShape([b, t, None if h is None else h // p, None if w is None else w // p, c])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
 @_register
 class SensorReadout(tf.keras.layers.Layer):
     """What leaves the sensor: the readout, optionally max-pooled on the chip to cut bandwidth
@@ -103,21 +137,12 @@ class SensorReadout(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         _, _, h, w, _ = input_shape
-        if (h and h % self.pool_size) or (w and w % self.pool_size):
-            raise ValueError(
-                f"readout pool_size {self.pool_size} must divide the readout plane {h}x{w}; "
-                "use a power of two up to 64 for 64x64 planes."
-            )
+        if (h and self.pool_size > h) or (w and self.pool_size > w):
+            raise ValueError(f"readout pool_size {self.pool_size} is larger than the readout plane {h}x{w}.")
         super().build(input_shape)
 
     def call(self, readouts, training=None):
-        x = readouts
-        if self.pool_size > 1:
-            shape = tf.shape(x)
-            planes = tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
-            planes = tf.nn.max_pool2d(planes, self.pool_size, self.pool_size, "VALID")
-            x = tf.reshape(planes, tf.concat([shape[:2], tf.shape(planes)[1:]], axis=0))
-        return add_analog_noise(x, self.noise_stddev, bool(training), self.noise_at_inference)
+        return add_analog_noise(pool_planes(readouts, self.pool_size), self.noise_stddev, bool(training), self.noise_at_inference)
 
     def compute_output_shape(self, input_shape):
         b, n, h, w, c = input_shape
