@@ -3,8 +3,12 @@
 Prints one table: binary and full-precision PixelRNN at batch 1 and 16, train steps (model.fit) and
 inference (model.predict), each with and without XLA (jit_compile), plus the throughput of the
 synthetic_gestures input pipeline, so one can see whether the pipeline would bound training.
+Each figure is the best of --repeats passes (the machine is shared: single passes vary a lot).
 
-    python benchmarks/bench_train.py [--steps 20]
+    python benchmarks/bench_train.py [--steps 20] [--models binary float] [--batches 1 16]
+                                     [--xla off on] [--repeats 3] [--no-pipeline]
+
+To compare two checkouts, run this script with PYTHONPATH at each in turn (benchmarks/bench_paired.py).
 """
 
 import argparse
@@ -25,7 +29,16 @@ def _clips(batch, steps):
     return x, rng.integers(0, 9, batch * steps)
 
 
-def measure(binary, batch, jit, steps):
+def _best_rate(function, clips, repeats):
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = max(best, clips / (time.perf_counter() - start))
+    return best
+
+
+def measure(binary, batch, jit, steps, repeats=1):
     model = pixelrnn_tf.build_model(binary=binary, decoder="reference")
     model.compile(
         tf.keras.optimizers.Adam(1e-3),
@@ -34,13 +47,9 @@ def measure(binary, batch, jit, steps):
     )
     x, y = _clips(batch, steps)
     model.fit(x[:batch], y[:batch], batch_size=batch, verbose=0)  # trace and compile
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    train = len(x) / (time.perf_counter() - start)
+    train = _best_rate(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0), len(x), repeats)
     model.predict(x[:batch], batch_size=batch, verbose=0)
-    start = time.perf_counter()
-    model.predict(x, batch_size=batch, verbose=0)
-    infer = len(x) / (time.perf_counter() - start)
+    infer = _best_rate(lambda: model.predict(x, batch_size=batch, verbose=0), len(x), repeats)
     return train, infer
 
 
@@ -59,19 +68,24 @@ def pipeline_throughput(clips=540):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="batches per measurement")
+    parser.add_argument("--steps", type=int, default=20, help="batches per measurement (x4 at batch 1)")
+    parser.add_argument("--models", nargs="+", default=["binary", "float"], choices=["binary", "float"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    parser.add_argument("--xla", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--repeats", type=int, default=1, help="passes per figure; the best is printed")
+    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false", help="skip the input-pipeline figure")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, TF {tf.__version__}")
     print(f"{'model':<10}{'batch':>6}{'XLA':>6}{'train clips/s':>15}{'infer clips/s':>15}")
-    for binary in (True, False):
-        for batch in (1, 16):
-            for jit in (False, True):
+    for name in args.models:
+        for batch in args.batches:
+            for xla in args.xla:
                 steps = args.steps * (4 if batch == 1 else 1)
-                train, infer = measure(binary, batch, jit, steps)
-                name = "binary" if binary else "float"
-                print(f"{name:<10}{batch:>6}{'on' if jit else 'off':>6}{train:>15.1f}{infer:>15.1f}", flush=True)
-    first, cached = pipeline_throughput()
-    print(f"synthetic_gestures pipeline: {first:.0f} clips/s first epoch (generation), {cached:.0f} clips/s cached")
+                train, infer = measure(name == "binary", batch, xla == "on", steps, args.repeats)
+                print(f"{name:<10}{batch:>6}{xla:>6}{train:>15.1f}{infer:>15.1f}", flush=True)
+    if args.pipeline:
+        first, cached = pipeline_throughput()
+        print(f"synthetic_gestures pipeline: {first:.0f} clips/s first epoch (generation), {cached:.0f} clips/s cached")
 
 
 if __name__ == "__main__":

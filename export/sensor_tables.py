@@ -113,6 +113,11 @@ def sensor_tables(model, input_white=10, recurrent_white=None, array=None, input
             f"Model {tables.model_name!r} has non-binary in-pixel weights (a full-precision {tables.arch}); "
             "sensor tables need a model built with binary=True. Export only --split decoder."
         )
+    if tables.rnn_input_pool != 1:
+        raise ExportError(
+            f"Model {tables.model_name!r} pools the CNN's output before the cell (rnn_input_pool="
+            f"{tables.rnn_input_pool}), which the sensor program does not do yet; train with readout_pool instead."
+        )
     if recurrent_white is None:
         recurrent_white = default_recurrent_white(tables.kernel_size, array)
     levels = _Levels(array, float(input_white), float(recurrent_white), float(input_scale))

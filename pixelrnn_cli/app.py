@@ -79,6 +79,20 @@ def summary(
     typer.echo(report.account_lines(figures))
 
 
+@command("upgrade-model")
+def upgrade_model(
+    path: str = typer.Argument(..., help="A .keras file (e.g. RUN_DIR/best.keras) saved by pixelrnn-tf 0.1."),
+    out: Optional[str] = typer.Option(None, help="Where to write it (default: in place, through a temporary file)."),
+):
+    """Rewrite a model saved by pixelrnn-tf 0.1 in the current layout, so that plain Keras loads it.
+
+    pixelrnn commands read old files as they are; this is for tf.keras.models.load_model."""
+    from pixelrnn_tf.legacy import upgrade_model_file
+
+    written, was_old = upgrade_model_file(path, out)
+    typer.echo(f"rewrote {path} in the current layout: {written}" if was_old else f"{path} is already in the current layout")
+
+
 @command()
 def configs():
     """List the bundled run configs (paper settings for Cambridge and Tulips1, every baseline)."""

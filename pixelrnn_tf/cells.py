@@ -1,4 +1,4 @@
-"""Convolutional recurrent cells that run in the pixel array, usable with `tf.keras.layers.RNN`.
+"""Convolutional recurrent cells that run in the pixel array.
 
 Every cell sees the tiled CNN output x_t (H x W x C) and keeps its state as H x W x 1 planes.
 `*` is a 5x5 cross-correlation with zero padding 2, `.` the element-wise product. In the binary
@@ -16,27 +16,45 @@ Cells (Table 2 of So et al. 2024 counts their kernels):
     SRNN      h' = psi(w*x + u*h)       2 kernels
     DifferenceCamera  o = ternary(x_t - x_{t-1}), no kernels
     RawCamera         o = x_t,                   no kernels
+
+Every kernel is an `InPixelConv2D` larq layer of the cell (a Keras Model), so larq's summary
+counts it at its bit width and its MACs per frame. A step computes all gates at once, as one
+convolution of the planes [x, h] with the kernels of every gate stacked (`gate_kernel`: w_g over
+x, u_g over h), built once per window from the forward (quantised) kernels; on a CPU one small
+convolution costs about what its dispatch costs, so one beats eight. GRU's and MGU's candidate
+sees r . h or f . h, known only after the gates: its hidden kernel runs on its own. The sums are
+of +-1 products, so the binary cells compute exactly what gate-by-gate convolutions compute.
+A cell is also a Keras RNN cell: `cell(x, states)` runs one step.
 """
 
 from pixelrnn_tf import quantizers
 from pixelrnn_tf._keras import tf
-from pixelrnn_tf.encoders import FLOAT_BITS
+from pixelrnn_tf.layers import FLOAT_BITS, InPixelConv2D, LearnedScalar
 from pixelrnn_tf.noise import add_analog_noise, check_stddev
 
 _register = tf.keras.utils.register_keras_serializable(package="pixelrnn_tf")
 
 
-class InPixelCell(tf.keras.layers.Layer):
-    """Base class: kernel bookkeeping, quantisation, noise, state shape and accounting.
+def _gates(z):
+    """The per-gate planes (B, H, W, 1) of stacked pre-activations (B, H, W, G). tf.split, not
+    slicing: the gradient of a slice writes a whole zero tensor per slice."""
+    return tf.split(z, z.shape[-1], axis=-1)
 
-    Subclasses list their kernels in `input_kernels` (applied to x) and `hidden_kernels`
-    (applied to h) and implement `step`.
+
+class InPixelCell(tf.keras.Model):
+    """Base class: kernel layers, quantisation, noise, state shape and accounting.
+
+    Subclasses list their kernels in `input_kernels` (applied to x) and `hidden_kernels` (applied
+    to h), gate by gate, and implement `step`. `gated_hidden` names the hidden kernels whose input
+    is not h itself (GRU's and MGU's candidate, which see r . h or f . h); they run on their own.
     """
 
     input_kernels = ()
     hidden_kernels = ()
+    gated_hidden = ()
     state_planes = ("h",)
     readout_every_frame = False
+    stateless = False  # the readout is a frame itself (raw camera, CNN only): no step runs
 
     def __init__(
         self,
@@ -57,7 +75,16 @@ class InPixelCell(tf.keras.layers.Layer):
         self.width = int(width)
         self.kernel_size = int(kernel_size)
         self.binary = bool(binary)
-        self.kernel_quantizer = quantizers.get(kernel_quantizer) if binary else None
+        kernel_q = quantizers.get(kernel_quantizer) if binary else None
+        # the kernel layers first: larq reads a model's input precision from its first layer
+        self.kernel_layers = {
+            name: InPixelConv2D(1, self.kernel_size, kernel_q, input_precision=self.input_bits(name), name=name)
+            for name in self.input_kernels + self.hidden_kernels
+        }
+        self.zero_point_layers = (
+            {name: LearnedScalar(0.0, name=f"{name}_zero_point") for name in self.kernel_layers} if binary and zero_point else {}
+        )
+        self.kernel_quantizer = kernel_q
         self.activation_quantizer = quantizers.get(activation_quantizer) if binary else None
         self.zero_point = bool(zero_point)
         self.gate_noise_stddev = check_stddev("gate_noise_stddev", gate_noise_stddev)
@@ -68,6 +95,12 @@ class InPixelCell(tf.keras.layers.Layer):
 
     def default_initial_state_value(self):
         return 1.0 if self.binary else 0.0
+
+    def input_bits(self, kernel):
+        """Bits of what `kernel` convolves: +-1 planes (binary) or float32."""
+        if not self.binary:
+            return FLOAT_BITS
+        return 2 if kernel in self.gated_hidden else 1  # r . h and f . h are in {-1, 0, 1}
 
     @property
     def state_size(self):
@@ -86,36 +119,59 @@ class InPixelCell(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         in_channels = input_shape[-1] or 1
-        k = self.kernel_size
-        self.latent_kernels, self.kernel_zero_points = {}, {}
-        for name in self.input_kernels + self.hidden_kernels:
+        for name, layer in self.kernel_layers.items():
             channels = in_channels if name in self.input_kernels else 1
-            self.latent_kernels[name] = self.add_weight(
-                name=name,
-                shape=(k, k, channels, 1),
-                initializer=tf.keras.initializers.RandomUniform(-1.0, 1.0) if self.binary else "glorot_uniform",
-                constraint=tf.keras.constraints.get("weight_clip") if self.binary else None,
-            )
-            self.kernel_zero_points[name] = (
-                self.add_weight(name=f"{name}_zero_point", shape=(), initializer="zeros")
-                if self.binary and self.zero_point
-                else None
-            )
-        super().build(input_shape)
+            if not layer.built:  # a cell deserialized with its build config comes built
+                layer.build((None, self.height, self.width, channels))
+        tf.keras.layers.Layer.build(self, input_shape)  # Model.build would trace call() once more
+
+    # ---------------------------------------------------------------- kernels
+    @property
+    def latent_kernels(self):
+        """name -> the real-valued latent weights that training updates, (k, k, in, 1)."""
+        return {name: layer.latent_kernel for name, layer in self.kernel_layers.items()}
+
+    @property
+    def kernel_zero_points(self):
+        return {name: self.zero_point_layers[name].value if name in self.zero_point_layers else None for name in self.kernel_layers}
 
     def kernel(self, name):
         """Kernel `name` as used in the forward pass: +-1 when binary."""
-        return quantizers.quantize_weight(
-            self.latent_kernels[name], self.kernel_quantizer, self.kernel_zero_points[name]
-        )
+        zero_point = self.zero_point_layers[name].value if name in self.zero_point_layers else None
+        return self.kernel_layers[name].forward_kernel(zero_point)
 
-    def conv(self, x, name):
-        return tf.nn.conv2d(x, self.kernel(name), strides=1, padding="SAME")
+    def forward_kernels(self):
+        """Every kernel as the forward pass uses it, and the stacked gate kernel: computed once
+        for all steps of a window."""
+        kernels = {name: self.kernel(name) for name in self.kernel_layers}
+        if self.input_kernels:
+            kernels["gates"] = self.gate_kernel(kernels)
+        return kernels
+
+    def gate_kernel(self, kernels):
+        """(k, k, C + 1, gates): gate g's w_g over the C channels of x, u_g over h (zero for the
+        hidden kernels in gated_hidden, which see another plane)."""
+        columns = []
+        for w, u in zip(self.input_kernels, self.hidden_kernels):
+            hidden = tf.zeros_like(kernels[u]) if u in self.gated_hidden else kernels[u]
+            columns.append(tf.concat([kernels[w], hidden], axis=2))
+        return tf.concat(columns, axis=3)
+
+    def conv(self, x, name, kernels=None):
+        kernel = self.kernel(name) if kernels is None else kernels[name]
+        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+
+    def gate_preactivations(self, x, h, kernels):
+        """w_g * x + u_g * h of every gate as one convolution: (B, H, W, gates)."""
+        return tf.nn.conv2d(tf.concat([x, h], axis=-1), kernels["gates"], strides=1, padding="SAME")
+
+    def noisy(self, z, training):
+        """z plus the analog noise of the comparison that follows (training, or if asked)."""
+        return add_analog_noise(z, self.gate_noise_stddev, training, self.noise_at_inference)
 
     def preactivation(self, gate, x, h, training):
         """w_gate * x + u_gate * h, plus analog noise: what the chip compares against a threshold."""
-        z = self.conv(x, f"w_{gate}") + self.conv(h, f"u_{gate}")
-        return add_analog_noise(z, self.gate_noise_stddev, training, self.noise_at_inference)
+        return self.noisy(self.conv(x, f"w_{gate}") + self.conv(h, f"u_{gate}"), training)
 
     def sign_like(self, z):
         """+-1 nonlinearity: sign (binary) or tanh (full precision)."""
@@ -125,16 +181,19 @@ class InPixelCell(tf.keras.layers.Layer):
         """{0, 1} gate: step with sigmoid surrogate (binary) or sigmoid (full precision)."""
         return quantizers.sigmoid_step(z) if self.binary else tf.sigmoid(z)
 
+    # ---------------------------------------------------------------- stepping
     def call(self, inputs, states, training=None):
-        output, new_states = self.step(inputs, list(states), bool(training))
-        return output, new_states
+        """One step as a Keras RNN cell: (output, new states)."""
+        return self.step(inputs, list(states), self.forward_kernels(), bool(training))
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
+        """One frame: x (B, H, W, C), the state planes and the forward kernels (forward_kernels).
+        Returns (output, new states)."""
         raise NotImplementedError
 
     # Accounting (see pixelrnn_tf.accounting); analog_bits: what one analog value costs the array.
     def in_pixel_parameters(self):
-        return sum(int(tf.size(v)) for v in self.latent_kernels.values()) if self.built else 0
+        return sum(int(layer.kernel.shape.num_elements()) for layer in self.kernel_layers.values()) if self.built else 0
 
     def value_bits(self, analog_bits):
         return analog_bits if self.binary else FLOAT_BITS
@@ -148,9 +207,24 @@ class InPixelCell(tf.keras.layers.Layer):
         gates = len(self.hidden_kernels)
         return gates * self.value_bits(analog_bits) + (1 if self.binary else FLOAT_BITS)
 
+    def load_own_variables(self, store):
+        if len(store.keys()):  # pixelrnn-tf 0.1 kept the kernels here (pixelrnn_tf.legacy)
+            from pixelrnn_tf.layers import LEGACY_HELP, LegacyModelError
+
+            raise LegacyModelError(f"This file {LEGACY_HELP}")
+
+    def legacy_variables(self):
+        """The variables in the order pixelrnn-tf 0.1 stored them (pixelrnn_tf.legacy)."""
+        order = []
+        for name in self.kernel_layers:
+            order.append(self.latent_kernels[name])
+            if name in self.zero_point_layers:
+                order.append(self.zero_point_layers[name].value)
+        return order
+
     def get_config(self):
         return {
-            **super().get_config(),
+            **tf.keras.layers.Layer.get_config(self),  # Model.get_config is empty for subclasses
             "height": self.height,
             "width": self.width,
             "kernel_size": self.kernel_size,
@@ -185,32 +259,35 @@ class PixelRNNCell(InPixelCell):
         super().__init__(**kwargs)
         self.forget_threshold = bool(forget_threshold)
         self.output_threshold = None if output_threshold is None else float(output_threshold)
+        self.theta_layer = LearnedScalar(0.0, name="forget_threshold") if self.forget_threshold else None
+
+    @property
+    def theta(self):
+        return None if self.theta_layer is None else self.theta_layer.value
 
     def default_initial_state_value(self):
         return 1.0
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.theta = (
-            self.add_weight(name="forget_threshold", shape=(), initializer="zeros") if self.forget_threshold else None
-        )
-
-    def forget_gate(self, x, h, training):
-        z = self.preactivation("f", x, h, training)
+    def _forget(self, z, training):
+        z = self.noisy(z, training)
         if self.theta is not None:
             z = z - self.theta
         return self.activation_quantizer(z) if self.binary else tf.sigmoid(z)
 
-    def output(self, x, h):
-        o = self.conv(x, "w_o") + self.conv(h, "u_o")
-        if self.output_threshold is not None:
-            o = quantizers.ste_ternary(o, self.output_threshold, None)
-        return o
+    def _output(self, o):
+        return o if self.output_threshold is None else quantizers.ste_ternary(o, self.output_threshold, None)
 
-    def step(self, x, states, training):
+    def forget_gate(self, x, h, training):
+        return self._forget(self.conv(x, "w_f") + self.conv(h, "u_f"), training)
+
+    def output(self, x, h):
+        return self._output(self.conv(x, "w_o") + self.conv(h, "u_o"))
+
+    def step(self, x, states, kernels, training):
         (h,) = states
-        f = self.forget_gate(x, h, training)
-        return self.output(x, h), [f * h]
+        z_f, z_o = _gates(self.gate_preactivations(x, h, kernels))
+        f = self._forget(z_f, training)
+        return self._output(z_o), [f * h]
 
     def in_pixel_parameters(self):
         return super().in_pixel_parameters() + (1 if self.forget_threshold else 0)
@@ -218,6 +295,9 @@ class PixelRNNCell(InPixelCell):
     def transient_bits_per_pixel(self, analog_bits):
         # f and o pre-activations (analog) and the input bit
         return 2 * self.value_bits(analog_bits) + (1 if self.binary else FLOAT_BITS)
+
+    def legacy_variables(self):
+        return super().legacy_variables() + ([self.theta] if self.theta is not None else [])
 
     def get_config(self):
         return {
@@ -248,13 +328,12 @@ class ConvLSTMCell(InPixelCell):
         h, c = super().get_initial_state(inputs, batch_size, dtype)
         return [h, tf.zeros_like(c)]  # the cell memory starts empty in both variants
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         h, c = states
+        z_i, z_f, z_o, z_g = _gates(self.noisy(self.gate_preactivations(x, h, kernels), training))
         sig = self.sign_like if self.binary else tf.sigmoid
-        i = sig(self.preactivation("i", x, h, training))
-        f = sig(self.preactivation("f", x, h, training))
-        o = sig(self.preactivation("o", x, h, training))
-        g = self.sign_like(self.preactivation("g", x, h, training))
+        i, f, o = sig(z_i), sig(z_f), sig(z_o)
+        g = self.sign_like(z_g)
         c_next = f * c + i * g
         h_next = o * self.sign_like(c_next)
         return h_next, [h_next, c_next]
@@ -276,12 +355,13 @@ class ConvGRUCell(InPixelCell):
 
     input_kernels = ("w_z", "w_r", "w_n")
     hidden_kernels = ("u_z", "u_r", "u_n")
+    gated_hidden = ("u_n",)
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         (h,) = states
-        z = self.gate01(self.preactivation("z", x, h, training))
-        r = self.gate01(self.preactivation("r", x, h, training))
-        n = self.sign_like(self.preactivation("n", x, r * h, training))
+        z_z, z_r, x_n = _gates(self.gate_preactivations(x, h, kernels))  # x_n: w_n * x alone
+        z, r = self.gate01(self.noisy(z_z, training)), self.gate01(self.noisy(z_r, training))
+        n = self.sign_like(self.noisy(x_n + self.conv(r * h, "u_n", kernels), training))
         h_next = (1.0 - z) * h + z * n
         return h_next, [h_next]
 
@@ -297,11 +377,13 @@ class MGUCell(InPixelCell):
 
     input_kernels = ("w_f", "w_n")
     hidden_kernels = ("u_f", "u_n")
+    gated_hidden = ("u_n",)
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         (h,) = states
-        f = self.gate01(self.preactivation("f", x, h, training))
-        n = self.sign_like(self.preactivation("n", x, f * h, training))
+        z_f, x_n = _gates(self.gate_preactivations(x, h, kernels))  # x_n: w_n * x alone
+        f = self.gate01(self.noisy(z_f, training))
+        n = self.sign_like(self.noisy(x_n + self.conv(f * h, "u_n", kernels), training))
         h_next = (1.0 - f) * h + f * n
         return h_next, [h_next]
 
@@ -313,9 +395,9 @@ class SimpleRNNCell(InPixelCell):
     input_kernels = ("w_h",)
     hidden_kernels = ("u_h",)
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         (h,) = states
-        h_next = self.sign_like(self.preactivation("h", x, h, training))
+        h_next = self.sign_like(self.noisy(self.gate_preactivations(x, h, kernels), training))
         return h_next, [h_next]
 
 
@@ -334,9 +416,9 @@ class DifferenceCameraCell(InPixelCell):
         super().__init__(**kwargs)
         self.threshold = check_stddev("difference camera threshold", threshold)
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         (previous,) = states
-        diff = add_analog_noise(x - previous, self.gate_noise_stddev, training, self.noise_at_inference)
+        diff = self.noisy(x - previous, training)
         return quantizers.ste_ternary(diff, self.threshold, None), [x]
 
     def state_bits_per_pixel(self, analog_bits):
@@ -359,6 +441,7 @@ class RawCameraCell(InPixelCell):
     """
 
     readout_every_frame = True
+    stateless = True
 
     def __init__(self, **kwargs):
         kwargs.setdefault("initial_state_value", 0.0)
@@ -368,7 +451,7 @@ class RawCameraCell(InPixelCell):
         kwargs.pop("sensor_width", None)
         super().__init__(**kwargs)
 
-    def step(self, x, states, training):
+    def step(self, x, states, kernels, training):
         return x, states
 
     def state_bits_per_pixel(self, analog_bits):
@@ -384,7 +467,9 @@ class CNNOnlyCell(InPixelCell):
     sees one frame's spatial features at the same bandwidth as PixelRNN. The control that shows
     what the recurrent cell adds."""
 
-    def step(self, x, states, training):
+    stateless = True
+
+    def step(self, x, states, kernels, training):
         return x, states
 
     def state_bits_per_pixel(self, analog_bits):

@@ -40,7 +40,11 @@ class ModelConfig:
     cnn_noise_stddev, gate_noise_stddev, readout_noise_stddev: analog noise before the CNN
         threshold, before gate thresholds, on the readout.
     noise_at_inference: keep that noise on outside training.
-    readout_pool: max-pool the readout on the sensor by this factor (1 .. 64).
+    readout_pool: max-pool the readout on the sensor by this factor (1 .. 64); floor pooling, so
+        a pool that does not divide 64 drops the last rows and columns (3: 21x21 values).
+    rnn_input_pool: max-pool the CNN's tiled output (RAW, DIFF: the frames) by this factor before
+        the recurrent cell, so the cell's state and the readout shrink together (the PixelRNN
+        paper's text; its authors' code pools the readout instead). Floor pooling as above.
     decoder: linear or reference. num_classes: decoder outputs.
     """
 
@@ -67,6 +71,7 @@ class ModelConfig:
     readout_noise_stddev: float = 0.0
     noise_at_inference: bool = False
     readout_pool: int = 1
+    rnn_input_pool: int = 1
     decoder: str = "linear"
     num_classes: int = 9
 
@@ -78,7 +83,7 @@ class ModelConfig:
             _choice(name, spec["name"] if isinstance(spec, dict) else spec, QUANTIZERS)
         if self.cnn_layers not in (1, 2):
             raise ConfigError(f"cnn_layers must be 1 or 2, got {self.cnn_layers}.")
-        for name in ("frames", "window", "height", "width", "filters", "kernel_size", "pool_size", "readout_pool"):
+        for name in ("frames", "window", "height", "width", "filters", "kernel_size", "pool_size", "readout_pool", "rnn_input_pool"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}.")
         if self.frames % self.window:
@@ -89,9 +94,12 @@ class ModelConfig:
         for name in ("cnn_noise_stddev", "gate_noise_stddev", "readout_noise_stddev"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} is a standard deviation and must be >= 0, got {getattr(self, name)}.")
-        if self.height % self.readout_pool or self.width % self.readout_pool:
+        side = min(self.height, self.width) // self.rnn_input_pool
+        if side < 1:
+            raise ConfigError(f"rnn_input_pool {self.rnn_input_pool} is larger than the {self.height}x{self.width} plane.")
+        if self.readout_pool > side:
             raise ConfigError(
-                f"readout_pool {self.readout_pool} must divide the {self.height}x{self.width} readout plane."
+                f"readout_pool {self.readout_pool} is larger than the {side}x{side} readout plane; use at most {side}."
             )
         if self.filters != self.pool_size**2:
             raise ConfigError(

@@ -10,16 +10,18 @@ Per frame and per layer l:
 psi is sign in the binary model and tanh in the full-precision variant. A second layer convolves
 the tiled 64x64 image as one channel. On SCAMP-5 each of the 16 processing elements of a 4x4
 macropixel computes one channel, so the tiling is where the data already lies on the chip.
+
+The encoder is a Keras Model of larq layers (one InPixelConv2D and one LearnedScalar threshold
+per layer), so that larq's summary counts its 1-bit kernels and binary MACs (pixelrnn_tf.layers).
 """
 
 import math
 
 from pixelrnn_tf import quantizers
 from pixelrnn_tf._keras import tf
+from pixelrnn_tf.layers import FLOAT_BITS, InPixelConv2D, LearnedScalar, LegacyModelError, LEGACY_HELP
 from pixelrnn_tf.noise import add_analog_noise, check_stddev
 from pixelrnn_tf.shapes import check_clip_shape
-
-FLOAT_BITS = 32  # a full-precision value is a float32
 
 
 def tile_channels(maps, grid):
@@ -45,7 +47,7 @@ def untile_channels(image, grid):
 
 
 @tf.keras.utils.register_keras_serializable(package="pixelrnn_tf")
-class InPixelCNN(tf.keras.layers.Layer):
+class InPixelCNN(tf.keras.Model):
     """The binary CNN that runs on the sensor, applied to every frame of a clip.
 
     Input clips (batch, T, H, W, 1); output (batch, T, H, W, 1): per frame, the tiled binary
@@ -96,7 +98,20 @@ class InPixelCNN(tf.keras.layers.Layer):
         self.pool_size = int(pool_size)
         self.grid = int(math.isqrt(filters))
         self.binary = bool(binary)
-        self.kernel_quantizer = quantizers.get(kernel_quantizer) if binary else None
+        kernel_q = quantizers.get(kernel_quantizer) if binary else None
+        # larq reads a model's input precision from its first layer: the convolutions come first
+        self.convs = [
+            InPixelConv2D(
+                self.filters, self.kernel_size, kernel_q, input_precision=1 if binary else FLOAT_BITS, name=f"conv_{l + 1}"
+            )
+            for l in range(self.num_layers)
+        ]
+        self.threshold_layers = [LearnedScalar(threshold_init, name=f"threshold_{l + 1}") for l in range(self.num_layers)]
+        self.zero_point_layers = (
+            [LearnedScalar(0.0, name=f"zero_point_{l + 1}") for l in range(self.num_layers)] if binary and zero_point else []
+        )
+        self.input_threshold_layer = LearnedScalar(0.0, name="input_threshold") if learned_input_threshold else None
+        self.kernel_quantizer = kernel_q
         self.activation_quantizer = quantizers.get(activation_quantizer) if binary else None
         self.zero_point = bool(zero_point)
         self.learned_input_threshold = bool(learned_input_threshold)
@@ -108,41 +123,34 @@ class InPixelCNN(tf.keras.layers.Layer):
         _, _, height, width, channels = input_shape
         if height is not None and height % self.pool_size:
             raise ValueError(f"InPixelCNN: frame height {height} is not a multiple of pool_size {self.pool_size}.")
-        constraint = "weight_clip" if self.binary else None
-        self.kernels, self.zero_points, self.thresholds = [], [], []
         in_channels = channels or 1
-        for layer in range(self.num_layers):
-            self.kernels.append(
-                self.add_weight(
-                    name=f"kernel_{layer + 1}",
-                    shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
-                    initializer=tf.keras.initializers.RandomUniform(-1.0, 1.0) if self.binary else "glorot_uniform",
-                    constraint=tf.keras.constraints.get(constraint) if constraint else None,
-                )
-            )
-            self.zero_points.append(
-                self.add_weight(name=f"zero_point_{layer + 1}", shape=(), initializer="zeros")
-                if self.binary and self.zero_point
-                else None
-            )
-            self.thresholds.append(
-                self.add_weight(
-                    name=f"threshold_{layer + 1}",
-                    shape=(),
-                    initializer=tf.keras.initializers.Constant(self.threshold_init),
-                )
-            )
+        for conv in self.convs:
+            if not conv.built:
+                conv.build((None, height, width, in_channels))
             in_channels = 1  # the next layer convolves the tiled image as one channel
-        self.input_threshold = (
-            self.add_weight(name="input_threshold", shape=(), initializer="zeros")
-            if self.learned_input_threshold
-            else None
-        )
-        super().build(input_shape)
+        tf.keras.layers.Layer.build(self, input_shape)  # Model.build would trace call() once more
+
+    # The variables by the names the rest of the library uses.
+    @property
+    def kernels(self):
+        """The latent (real-valued) kernel of each layer, (k, k, in, filters)."""
+        return [conv.latent_kernel for conv in self.convs]
+
+    @property
+    def thresholds(self):
+        return [layer.value for layer in self.threshold_layers]
+
+    @property
+    def zero_points(self):
+        return [layer.value for layer in self.zero_point_layers] or [None] * self.num_layers
+
+    @property
+    def input_threshold(self):
+        return None if self.input_threshold_layer is None else self.input_threshold_layer.value
 
     def binary_kernel(self, layer):
         """The kernel of `layer` (0-based) as the sensor uses it: +-1 (binary) or real."""
-        return quantizers.quantize_weight(self.kernels[layer], self.kernel_quantizer, self.zero_points[layer])
+        return self.convs[layer].forward_kernel(self.zero_points[layer])
 
     def _psi(self, x):
         return self.activation_quantizer(x) if self.binary else tf.tanh(x)
@@ -156,7 +164,8 @@ class InPixelCNN(tf.keras.layers.Layer):
             if layer == 0 and self.binary:
                 x = self._psi(x - self.input_threshold if self.input_threshold is not None else x)
             conv = tf.nn.conv2d(x, self.binary_kernel(layer), strides=1, padding="SAME")
-            pooled = tf.nn.max_pool2d(tf.nn.relu(conv), self.pool_size, self.pool_size, "VALID")
+            # max-pool, then ReLU: the same values (ReLU is monotone) on 16x fewer of them
+            pooled = tf.nn.relu(tf.nn.max_pool2d(conv, self.pool_size, self.pool_size, "VALID"))
             noisy = add_analog_noise(pooled, self.noise_stddev, training, self.noise_at_inference)
             thresholded = self._psi(noisy - self.thresholds[layer])
             tiled = tile_channels(thresholded, self.grid)
@@ -172,16 +181,30 @@ class InPixelCNN(tf.keras.layers.Layer):
         return tf.reshape(tiled, shape)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return tf.TensorShape(input_shape)
+
+    def load_own_variables(self, store):
+        if len(store.keys()):  # pixelrnn-tf 0.1 kept the kernels and thresholds here
+            raise LegacyModelError(f"This file {LEGACY_HELP}")
+
+    def legacy_variables(self):
+        """The variables in the order pixelrnn-tf 0.1 stored them (pixelrnn_tf.legacy)."""
+        order = []
+        for layer in range(self.num_layers):
+            order.append(self.kernels[layer])
+            if self.zero_point_layers:
+                order.append(self.zero_points[layer])
+            order.append(self.thresholds[layer])
+        return order + ([self.input_threshold] if self.input_threshold is not None else [])
 
     # Accounting (see pixelrnn_tf.accounting).
     def in_pixel_parameters(self):
         """Kernel entries plus one threshold per layer (plus the input threshold if learned)."""
         count = 0
-        for layer in range(self.num_layers):
-            in_channels = self.kernels[layer].shape[2] if self.built else 1
-            count += self.kernel_size**2 * in_channels * self.filters + 1
-        return count + (1 if self.learned_input_threshold else 0)
+        for conv in self.convs:
+            in_channels = conv.kernel.shape[2] if conv.built else 1
+            count += self.kernel_size**2 * in_channels * self.filters
+        return count + self.num_layers + (1 if self.learned_input_threshold else 0)
 
     def transient_bits_per_pixel(self, analog_bits):
         """Per 4x4 macropixel: the 16 conv outputs held before pooling, one per PE."""
@@ -189,7 +212,7 @@ class InPixelCNN(tf.keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **tf.keras.layers.Layer.get_config(self),  # Model.get_config is empty for subclasses
             "num_layers": self.num_layers,
             "filters": self.filters,
             "kernel_size": self.kernel_size,

@@ -6,11 +6,12 @@ from pixelrnn_tf.cells import CELLS
 from pixelrnn_tf.config import ModelConfig
 from pixelrnn_tf.decoders import DECODERS
 from pixelrnn_tf.encoders import InPixelCNN
-from pixelrnn_tf.readout import InPixelRecurrence, SensorReadout
+from pixelrnn_tf.readout import FramePool, InPixelRecurrence, SensorReadout
 
 ENCODER_LAYER = "in_pixel_cnn"
 RECURRENCE_LAYER = "recurrence"
 READOUT_LAYER = "readout"
+RNN_INPUT_POOL_LAYER = "rnn_input_pool"
 DECODER_LAYER = "decoder"
 
 
@@ -21,8 +22,8 @@ def _quantizer(spec):
 def build_cell(config):
     """The recurrent cell that `config` describes."""
     common = dict(
-        height=config.height,
-        width=config.width,
+        height=config.height // config.rnn_input_pool,
+        width=config.width // config.rnn_input_pool,
         kernel_size=config.kernel_size,
         binary=config.binary,
         kernel_quantizer=_quantizer(config.kernel_quantizer),
@@ -64,6 +65,8 @@ def build_model(config=None, **overrides):
             noise_at_inference=config.noise_at_inference,
             name=ENCODER_LAYER,
         )(x)
+    if config.rnn_input_pool > 1:
+        x = FramePool(config.rnn_input_pool, name=RNN_INPUT_POOL_LAYER)(x)
     readouts = InPixelRecurrence(build_cell(config), window=config.window, name=RECURRENCE_LAYER)(x)
     readouts = SensorReadout(
         pool_size=config.readout_pool,
@@ -83,5 +86,10 @@ def sensor_model(model):
 
 
 def load_model(path):
-    """Load a `.keras` model saved from pixelrnn-tf (all custom layers are registered)."""
+    """Load a `.keras` model saved from pixelrnn-tf (all custom layers are registered); files of
+    pixelrnn-tf 0.1 are converted on the way in (pixelrnn_tf.legacy)."""
+    from pixelrnn_tf import legacy
+
+    if legacy.is_legacy_file(path):
+        return legacy.load_legacy_model(path)
     return tf.keras.models.load_model(path)

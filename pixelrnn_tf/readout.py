@@ -14,14 +14,17 @@ _register = tf.keras.utils.register_keras_serializable(package="pixelrnn_tf")
 
 
 @_register
-class InPixelRecurrence(tf.keras.layers.Layer):
-    """Runs `cell` with `tf.keras.layers.RNN` over each window of K frames.
+class InPixelRecurrence(tf.keras.Model):
+    """Runs `cell` over each window of K frames, with the state reset at the window's start.
 
     Output (B, T/K, H, W, 1) for cells read out once per window, (B, T/K, H, W, K) for cells read
-    out every frame (the K frames of a window stacked as channels).
+    out every frame (the K frames of a window stacked as channels). The windows of a clip run as
+    one batch; the K steps of a window are unrolled in the graph (K is small and fixed), with the
+    cell's forward kernels computed once per window.
+    A Keras Model, so that larq's profile reaches the cell's kernel layers.
     """
 
-    def __init__(self, cell, window=16, unroll=False, **kwargs):
+    def __init__(self, cell, window=16, unroll=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, dict):
             cell = tf.keras.layers.deserialize(cell)
@@ -31,15 +34,15 @@ class InPixelRecurrence(tf.keras.layers.Layer):
             raise ValueError(f"The readout window K must be >= 1, got {window}.")
         self.cell = cell
         self.window = int(window)
+        # pixelrnn-tf 0.1 ran tf.keras.layers.RNN and could leave it rolled; the window loop is now
+        # always unrolled, and the option is kept so that saved configs still load
         self.unroll = bool(unroll)
-        self.rnn = tf.keras.layers.RNN(
-            cell, return_sequences=cell.readout_every_frame, unroll=self.unroll, name="rnn"
-        )
 
     def build(self, input_shape):
         check_clip_shape(input_shape, self.cell.height, self.cell.width, input_shape[-1], self.window)
-        self.rnn.build((None, self.window) + tuple(input_shape[2:]))
-        super().build(input_shape)
+        if not self.cell.built:
+            self.cell.build((None,) + tuple(input_shape[2:]))
+        tf.keras.layers.Layer.build(self, input_shape)  # Model.build would trace call() once more
 
     def call(self, clips, training=None):
         check_clip_shape(clips.shape, self.cell.height, self.cell.width, clips.shape[-1], self.window)
@@ -47,13 +50,26 @@ class InPixelRecurrence(tf.keras.layers.Layer):
         batch, frames = shape[0], shape[1]
         windows = frames // self.window
         x = tf.reshape(clips, tf.concat([[batch * windows, self.window], shape[2:]], axis=0))
-        out = self.rnn(x, training=training)
+        if self.cell.stateless:
+            out = x if self.cell.readout_every_frame else tf.unstack(x, num=self.window, axis=1)[-1]
+        else:
+            out = self._run_window(x, bool(training))
         if self.cell.readout_every_frame:
             # (B*W, K, H, Wd, 1) -> (B*W, H, Wd, K): the window's frames as channels
             out = tf.transpose(out[..., 0], [0, 2, 3, 1])
-        return tf.reshape(
-            out, tf.concat([[batch, windows], tf.shape(out)[1:]], axis=0)
-        )
+        return tf.reshape(out, tf.concat([[batch, windows], tf.shape(out)[1:]], axis=0))
+
+    def _run_window(self, x, training):
+        """The K steps of every window in x (N, K, H, W, C): the last output, or all of them."""
+        cell = self.cell
+        kernels = cell.forward_kernels()
+        states = cell.get_initial_state(batch_size=tf.shape(x)[0], dtype=x.dtype)
+        outputs = []
+        # unstack, not x[:, t]: the gradient of a slice writes a zero tensor of the whole window
+        for x_t in tf.unstack(x, num=self.window, axis=1):
+            out, states = cell.step(x_t, states, kernels, training)
+            outputs.append(out)
+        return tf.stack(outputs, axis=1) if cell.readout_every_frame else outputs[-1]
 
     def compute_output_shape(self, input_shape):
         b, t, h, w, _ = input_shape
@@ -63,11 +79,45 @@ class InPixelRecurrence(tf.keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **tf.keras.layers.Layer.get_config(self),  # Model.get_config is empty for subclasses
             "cell": tf.keras.layers.serialize(self.cell),
             "window": self.window,
             "unroll": self.unroll,
         }
+
+
+def pool_planes(x, pool):
+    """Max-pool every plane of x (B, N, H, W, C) by `pool`, floor pooling ("VALID": a pool that does
+    not divide H drops the last H mod pool rows)."""
+    if pool == 1:
+        return x
+    shape = tf.shape(x)
+    planes = tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
+    planes = tf.nn.max_pool2d(planes, pool, pool, "VALID")
+    return tf.reshape(planes, tf.concat([shape[:2], tf.shape(planes)[1:]], axis=0))
+
+
+@_register
+class FramePool(tf.keras.layers.Layer):
+    """Max-pools every frame of a clip (B, T, H, W, C) by `pool_size` (floor pooling): the
+    `rnn_input_pool` of ModelConfig, between the CNN and the recurrent cell."""
+
+    def __init__(self, pool_size=1, **kwargs):
+        super().__init__(**kwargs)
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}.")
+        self.pool_size = int(pool_size)
+
+    def call(self, clips):
+        return pool_planes(clips, self.pool_size)
+
+    def compute_output_shape(self, input_shape):
+        b, t, h, w, c = input_shape
+        p = self.pool_size
+        return tf.TensorShape([b, t, None if h is None else h // p, None if w is None else w // p, c])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
 
 
 @_register
@@ -87,21 +137,12 @@ class SensorReadout(tf.keras.layers.Layer):
 
     def build(self, input_shape):
         _, _, h, w, _ = input_shape
-        if (h and h % self.pool_size) or (w and w % self.pool_size):
-            raise ValueError(
-                f"readout pool_size {self.pool_size} must divide the readout plane {h}x{w}; "
-                "use a power of two up to 64 for 64x64 planes."
-            )
+        if (h and self.pool_size > h) or (w and self.pool_size > w):
+            raise ValueError(f"readout pool_size {self.pool_size} is larger than the readout plane {h}x{w}.")
         super().build(input_shape)
 
     def call(self, readouts, training=None):
-        x = readouts
-        if self.pool_size > 1:
-            shape = tf.shape(x)
-            planes = tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
-            planes = tf.nn.max_pool2d(planes, self.pool_size, self.pool_size, "VALID")
-            x = tf.reshape(planes, tf.concat([shape[:2], tf.shape(planes)[1:]], axis=0))
-        return add_analog_noise(x, self.noise_stddev, bool(training), self.noise_at_inference)
+        return add_analog_noise(pool_planes(readouts, self.pool_size), self.noise_stddev, bool(training), self.noise_at_inference)
 
     def compute_output_shape(self, input_shape):
         b, n, h, w, c = input_shape

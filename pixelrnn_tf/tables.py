@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Tuple
 import numpy as np
 
 from pixelrnn_tf.cells import arch_name
-from pixelrnn_tf.models import ENCODER_LAYER, READOUT_LAYER, RECURRENCE_LAYER
+from pixelrnn_tf.models import ENCODER_LAYER, READOUT_LAYER, RECURRENCE_LAYER, RNN_INPUT_POOL_LAYER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,7 @@ class InPixelTables:
     forget_threshold (PixelRNN's learned theta), output_threshold (ternary output delta),
     diff_threshold (difference camera delta): None where the model has none.
     window: K; readout_pool: on-sensor max-pool of the readout; readout_shape: (h, w, c) per window.
+    rnn_input_pool: the max-pool between the CNN and the cell (ModelConfig.rnn_input_pool).
     noise: the training noise stddevs (model units) and whether it stays on at inference."""
 
     arch: str
@@ -41,6 +42,7 @@ class InPixelTables:
     output_threshold: Optional[float] = None
     diff_threshold: Optional[float] = None
     readout_pool: int = 1
+    rnn_input_pool: int = 1
     readout_shape: Tuple[int, ...] = ()
     noise: Mapping[str, float] = dataclasses.field(default_factory=dict)
     noise_at_inference: bool = False
@@ -101,6 +103,7 @@ def in_pixel_tables(model):
         output_threshold=getattr(cell, "output_threshold", None),
         diff_threshold=getattr(cell, "threshold", None) if arch_name(cell) == "diff" else None,
         readout_pool=int(readout.pool_size),
+        rnn_input_pool=int(getattr(_optional_layer(model, RNN_INPUT_POOL_LAYER), "pool_size", 1)),
         readout_shape=tuple(int(d) for d in readout.output_shape[2:]),
         noise=noise,
         noise_at_inference=bool(cell.noise_at_inference),

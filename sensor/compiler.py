@@ -99,6 +99,11 @@ def _check_tables(tables):
         raise CompileError(f"The compiler maps the archs {', '.join(SUPPORTED)}; this model is {tables.arch!r}.")
     if tables.output_threshold is not None:
         raise CompileError("PixelRNN with a ternary output (output_threshold) is not compiled yet; use the linear output.")
+    if tables.rnn_input_pool != 1:
+        raise CompileError(
+            f"Pooling the CNN's output before the cell (rnn_input_pool={tables.rnn_input_pool}) is not mapped to the "
+            "sensor yet; pool the readout instead (readout_pool), as the PixelRNN authors' code does."
+        )
     kernels = [_check_binary(f"cnn_kernels[{l}]", k) for l, k in enumerate(tables.cnn_kernels)]
     if not 1 <= len(kernels) <= 2 or len(tables.cnn_thresholds) != len(kernels):
         raise CompileError("cnn_kernels and cnn_thresholds need one entry per CNN layer (1 or 2 layers).")

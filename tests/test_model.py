@@ -67,6 +67,7 @@ MODEL_VARIANTS = [dict(arch=a) for a in ARCHS] + [
     dict(arch="convlstm", binary=False, cnn_layers=2),
     dict(arch="pixelrnn", cnn_layers=2, decoder="reference", zero_point=True, learned_input_threshold=True),
     dict(arch="pixelrnn", forget_threshold=True, output_threshold=1.5, readout_pool=2),
+    dict(arch="pixelrnn", rnn_input_pool=3, readout_pool=5),
 ]
 
 
@@ -95,6 +96,7 @@ def _layer_cases():
         (readout.InPixelRecurrence(cells.DifferenceCameraCell(height=16, width=16), window=2), (1, 4, 16, 16, 1)),
         (readout.InPixelRecurrence(cells.RawCameraCell(height=16, width=16), window=2), (1, 4, 16, 16, 1)),
         (readout.SensorReadout(pool_size=4, noise_stddev=1.0), (1, 2, 16, 16, 1)),
+        (readout.FramePool(pool_size=3), (1, 2, 16, 16, 1)),
         (decoders.LinearDecoder(4), (2, 2, 16, 16, 1)),
         (decoders.ReferenceDecoder(4), (2, 1, 16, 16, 1)),
     ]
@@ -110,6 +112,42 @@ def test_layer_round_trips_through_get_config(layer, shape, rng):
     clone.set_weights(layer.get_weights())
     np.testing.assert_array_equal(clone(x).numpy(), before)
     assert tf.keras.layers.serialize(clone)["config"] == config["config"]
+
+
+def _floor_max_pool(planes, pool):
+    """Numpy oracle: max over non-overlapping pool x pool blocks of (..., H, W, C), dropping the
+    H mod pool last rows and columns."""
+    h, w = planes.shape[-3] // pool, planes.shape[-2] // pool
+    cut = planes[..., : h * pool, : w * pool, :]
+    blocks = cut.reshape(cut.shape[:-3] + (h, pool, w, pool, cut.shape[-1]))
+    return blocks.max(axis=(-4, -2))
+
+
+@pytest.mark.parametrize("pool", [3, 7, 24])
+def test_readout_pool_is_floor_max_pooling_of_the_unpooled_readout(pool, rng):
+    unpooled = pixelrnn_tf.build_model(arch="pixelrnn", frames=4, window=2)
+    pooled = pixelrnn_tf.build_model(arch="pixelrnn", frames=4, window=2, readout_pool=pool)
+    for name in ("in_pixel_cnn", "recurrence"):
+        pooled.get_layer(name).set_weights(unpooled.get_layer(name).get_weights())
+    clips = _clips(rng, frames=4)
+    expected = _floor_max_pool(pixelrnn_tf.sensor_model(unpooled)(clips).numpy(), pool)
+    np.testing.assert_array_equal(pixelrnn_tf.sensor_model(pooled)(clips).numpy(), expected)
+    assert pixelrnn_tf.account(pooled, Scamp5()).readout_values_per_window == (64 // pool) ** 2
+
+
+def test_rnn_input_pool_pools_the_cnn_output_before_the_cell(rng):
+    """The CNN-only cell reads out the window's last frame, so pooling before it equals pooling its
+    readout; a recurrent cell then runs on the smaller plane."""
+    plain = pixelrnn_tf.build_model(arch="cnn", frames=4, window=2)
+    before_cell = pixelrnn_tf.build_model(arch="cnn", frames=4, window=2, rnn_input_pool=3)
+    encoder_weights = plain.get_layer("in_pixel_cnn").get_weights()
+    before_cell.get_layer("in_pixel_cnn").set_weights(encoder_weights)
+    clips = _clips(rng, frames=4)
+    expected = _floor_max_pool(pixelrnn_tf.sensor_model(plain)(clips).numpy(), 3)
+    np.testing.assert_array_equal(pixelrnn_tf.sensor_model(before_cell)(clips).numpy(), expected)
+    recurrent = pixelrnn_tf.build_model(arch="pixelrnn", rnn_input_pool=3)
+    assert recurrent.get_layer("recurrence").cell.height == 21
+    assert pixelrnn_tf.account(recurrent, Scamp5()).readout_values_per_window == 21 * 21
 
 
 def test_noise_only_in_training_unless_asked(rng):
@@ -168,6 +206,13 @@ def test_longer_clips_average_over_windows(rng):
     two_windows = model(clips).numpy()
     halves = (model(clips[:, :16]).numpy() + model(clips[:, 16:]).numpy()) / 2
     np.testing.assert_allclose(two_windows, halves, rtol=1e-5, atol=1e-5)
+
+
+def test_pools_larger_than_the_plane_are_config_errors():
+    with pytest.raises(ConfigError, match="readout_pool 65 is larger than the 64x64 readout plane"):
+        ModelConfig(readout_pool=65)
+    with pytest.raises(ConfigError, match="readout_pool 22 is larger than the 21x21 readout plane"):
+        ModelConfig(rnn_input_pool=3, readout_pool=22)
 
 
 def test_config_errors_name_the_problem():

@@ -38,7 +38,9 @@ def test_keras_3_already_loaded_is_a_clear_error():
 runner = CliRunner()
 
 # Every command of `pixelrnn`; a command that disappears or appears without help fails here.
-COMMANDS = ["summary", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export"]
+COMMANDS = [
+    "summary", "upgrade-model", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export",
+]
 
 
 def test_summary_json_has_the_table_2_figures():
@@ -71,7 +73,7 @@ def test_summary_prints_larq_table_and_the_sensor_cost_by_hand():
     [
         (["summary", "--arch", "lstm"], "Unknown arch 'lstm'"),
         (["summary", "--cnn-layers", "3"], "cnn_layers must be 1 or 2"),
-        (["summary", "--readout-pool", "3"], "readout_pool 3 must divide"),
+        (["summary", "--readout-pool", "65"], "readout_pool 65 is larger than the 64x64 readout plane"),
         (["emulate", "no/such/run"], "not a finished run directory"),
         (["export", "no/such/run", "--out", "x"], "No run directory or model file at no/such/run"),
         (["import-torch", "no/such.pt", "--out", "x"], "No checkpoint at no/such.pt"),

@@ -33,7 +33,7 @@ def _clips(seed=1):
 
 @pytest.mark.parametrize(
     "arch, cnn_layers, readout_pool, thresholds",
-    [("pixelrnn", 1, 1, [1.02]), ("pixelrnn", 2, 1, None), ("srnn", 1, 2, [-0.2]), ("cnn", 1, 1, None)],
+    [("pixelrnn", 1, 1, [1.02]), ("pixelrnn", 2, 1, None), ("srnn", 1, 2, [-0.2]), ("cnn", 1, 1, None), ("pixelrnn", 1, 3, None)],
 )
 def test_emulator_equals_the_keras_model_exactly(arch, cnn_layers, readout_pool, thresholds):
     """input_white 5 keeps every CNN sum (|c| <= 25) inside the range, so exact equality is due."""
@@ -44,6 +44,12 @@ def test_emulator_equals_the_keras_model_exactly(arch, cnn_layers, readout_pool,
     assert result.saturated == 0
     assert result.readouts.shape == expected.shape
     np.testing.assert_array_equal(result.readouts, expected)
+
+
+def test_pooling_before_the_cell_is_refused_with_the_alternative():
+    model = pixelrnn_tf.build_model(arch="pixelrnn", rnn_input_pool=2)
+    with pytest.raises(sensor.CompileError, match="rnn_input_pool=2.*readout_pool"):
+        sensor.compile(model)
 
 
 def test_saturation_at_the_papers_input_white_is_counted():
