@@ -18,6 +18,8 @@ setup(
         # tensorflow-datasets 4.9.10 imports importlib_resources when it prepares a data set but
         # declares it only for Python < 3.9 (tensorflow/datasets#11212).
         "importlib_resources==7.1.0",
+        # tensorflow-datasets and Ray import pyarrow; 26 needs numpy 2, which larq 0.14 cannot use.
+        "pyarrow==25.0.1",
         "tensorboard==2.21.0",  # the TensorBoard callback writes logs through it
         "typer==0.29.2",
         "rich==15.0.0",  # progress bars of the emulator (typer brings it; we import it directly)
@@ -27,6 +29,11 @@ setup(
         "tflite-micro==0.dev20261023182759",
         "ai-edge-litert==2.3.0",
     ],
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={
+        # Sweeps of many training runs (`pixelrnn reproduce ... --executor ray`) spread over a
+        # cluster through Ray; the tests start a local Ray instance, so they need it too.
+        "cluster": ["ray==2.60.0"],
+        "test": ["pytest==9.2.0", "ray==2.60.0"],
+    },
     entry_points={"console_scripts": ["pixelrnn=pixelrnn_cli.app:main", "pixelrnn-export=pixelrnn_cli.app:export_main"]},
 )

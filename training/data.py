@@ -1,8 +1,12 @@
 """One entry point from a run's data config to batched tf.data pipelines for train/val/test."""
 
+from pathlib import Path
+
 from pixelrnn_tf._keras import tf
 from pixelrnn_tf.config import ConfigError
 from training import synthetic
+
+PROTOCOLS_WITH_VALIDATION = ("pixelrnn", "stratified")
 
 
 def _batched(dataset, batch_size, training, seed):
@@ -33,7 +37,7 @@ def load_splits(data_config, model_config, batch_size):
         raise ConfigError("The real data sets are resized to square frames; set height equal to width.")
     # Protocols without a validation split (Cambridge standard, Tulips1 speaker folds) hold out the
     # last 10% of train for model selection, so the test split never picks the checkpoint.
-    held_out = data_config.protocol != "pixelrnn"
+    held_out = data_config.protocol not in PROTOCOLS_WITH_VALIDATION
     names = {
         "train": "train[:90%]" if held_out else "train",
         "val": "train[90%:]" if held_out else "validation",
@@ -55,3 +59,21 @@ def load_splits(data_config, model_config, batch_size):
             size=model_config.height,
         )
     return splits, preprocess.class_names(data_config.dataset)
+
+
+def prepare(data_config):
+    """Make sure the data set of `data_config` can be read: generated ones need nothing; a real one
+    is prepared from its manual folder once (TFDS), so a missing or empty folder fails now with the
+    layout it expects, not when a run first reads it."""
+    if data_config.dataset == "synthetic_gestures":
+        return
+    from training import preprocess
+
+    if data_config.manual_dir is not None and not Path(data_config.manual_dir).is_dir():
+        raise FileNotFoundError(
+            f"No {data_config.dataset} data folder at {data_config.manual_dir}; pass the folder you "
+            f"unpacked the data set into (--manual-dir); the README's data section gives the layout."
+        )
+    preprocess.prepared_builder(
+        data_config.dataset, config=data_config.protocol, manual_dir=data_config.manual_dir, data_dir=data_config.data_dir
+    )

@@ -132,6 +132,15 @@ def preprocess_clip(frames, *, training=False, seed=None, translate=0.1, timeste
     return tf.ensure_shape(resized, [timesteps, size, size, 1])
 
 
+def prepared_builder(name, *, config=None, manual_dir=None, data_dir=None):
+    """The TFDS builder of a real data set, prepared (from the manual folder on first use)."""
+    builder = tfds.builder(name, data_dir=data_dir, **({} if config is None else {"config": config}))
+    if builder.name not in CLASS_NAMES:
+        raise ValueError(f"make_dataset reads {list(CLASS_NAMES)}, not {builder.name!r}")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+
+
 def make_dataset(
     name,
     split,
@@ -161,10 +170,7 @@ def make_dataset(
     caches the stored (still encoded) clips, before anything random; evaluation caches the finished
     clips. timesteps, size: frames per clip and their side (the PixelRNN setting: 16 and 64).
     """
-    builder = tfds.builder(name, data_dir=data_dir, **({} if config is None else {"config": config}))
-    if builder.name not in CLASS_NAMES:
-        raise ValueError(f"make_dataset reads {list(CLASS_NAMES)}, not {builder.name!r}")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    builder = prepared_builder(name, config=config, manual_dir=manual_dir, data_dir=data_dir)
     dataset = builder.as_dataset(
         split=split,
         shuffle_files=training,
