@@ -5,6 +5,7 @@ the real data sets cannot be downloaded here)."""
 import hashlib
 import json
 import math
+import os
 import pathlib
 import shutil
 
@@ -24,6 +25,14 @@ DUMMY_SETS = (1, 2, 5)
 # Held-out clips of the authors' split that the dummy Cambridge folder contains too.
 DUMMY_HELD_OUT = ("Set1_1_0013", "Set5_1_0000", "Set1_1_0002", "Set5_1_0001")
 TULIPS_SPEAKERS = ("Anthony", "Ben", "Cynthea", "Don", "Isaac", "Jesse", "Regina", "Simon")
+# The PixelRNN authors' 10 Tulips1 test clips, as the issue lists them from their intermediates
+AUTHORS_TULIPS_TEST = (
+    "1/Regina1", "1/Regina2", "1/Simon2", "2/Cynthea1", "2/Don1", "2/Jesse1", "3/Don2", "3/Simon2", "4/Cynthea1", "4/Isaac2",
+)
+# The dummy folder: take 1 of every speaker and digit, and the second takes among the authors' clips
+TULIPS_CLIPS = tuple(f"{d}/{s}1" for d in "1234" for s in TULIPS_SPEAKERS) + tuple(
+    name for name in AUTHORS_TULIPS_TEST if name.endswith("2")
+)
 
 
 def authors_split():
@@ -62,15 +71,14 @@ def flatten_cambridge(original, flat):
 
 
 def write_tulips(root):
-    """{digit}/{Speaker}1/frame*.pgm, 8 speakers, one take: greyscale 24x32 frames."""
-    for digit in "1234":
-        for speaker in TULIPS_SPEAKERS:
-            folder = root / digit / f"{speaker}1"
-            folder.mkdir(parents=True)
-            rng = np.random.default_rng([int(digit), TULIPS_SPEAKERS.index(speaker)])
-            for index in range(1, FRAMES_PER_CLIP + 1):
-                frame = rng.integers(0, 256, (24, 32), dtype=np.uint8)
-                Image.fromarray(frame, "L").save(folder / f"frame{index:03d}.pgm")
+    """{digit}/{Speaker}{take}/frame*.pgm for TULIPS_CLIPS: greyscale 24x32 frames."""
+    for number, name in enumerate(TULIPS_CLIPS):
+        folder = root / name
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(number)
+        for index in range(1, FRAMES_PER_CLIP + 1):
+            frame = rng.integers(0, 256, (24, 32), dtype=np.uint8)
+            Image.fromarray(frame, "L").save(folder / f"frame{index:03d}.pgm")
     return root
 
 
@@ -158,18 +166,46 @@ def tulips_dirs(tmp_path_factory):
 
 
 def test_tulips1_layout_labels_and_greyscale_frames(tulips_dirs):
-    examples = read_examples(prepare("tulips1/pixelrnn", tulips_dirs["manual"], tulips_dirs["data"]))
+    examples = read_examples(prepare("tulips1/stratified", tulips_dirs["manual"], tulips_dirs["data"]))
     everything = {name: ex for split in examples.values() for name, ex in split.items()}
-    assert sorted(everything) == sorted(f"{d}/{s}1" for d in "1234" for s in TULIPS_SPEAKERS)
+    assert sorted(everything) == sorted(TULIPS_CLIPS)
     for name, example in everything.items():
         digit, folder = name.split("/")
         assert example["label"] == int(digit) - 1
-        assert example["speaker"].decode() + "1" == folder and example["take"] == 1
+        assert example["speaker"].decode() + str(example["take"]) == folder
         frames = [np.asarray(Image.open(tulips_dirs["manual"] / digit / folder / f"frame{i:03d}.pgm")) for i in (1, 2)]
         np.testing.assert_array_equal(example["video"], np.repeat(np.stack(frames)[..., None], 3, axis=-1))
-    # 8 clips per class: round(0.8) = 1 test and 1 validation clip per class.
-    for split, count in (("train", 6), ("validation", 1), ("test", 1)):
-        assert sorted(ex["label"] for ex in examples[split].values()) == sorted(list(range(4)) * count)
+    # 10, 8, 10 and 9 clips per class: round(0.1 n) = 1 test and 1 validation clip in each.
+    for split, per_class in (("train", (8, 6, 8, 7)), ("validation", (1, 1, 1, 1)), ("test", (1, 1, 1, 1))):
+        labels = [ex["label"] for ex in examples[split].values()]
+        assert [labels.count(label) for label in range(4)] == list(per_class)
+
+
+def test_tulips1_pixelrnn_split_tests_on_the_authors_ten_clips(tulips_dirs):
+    examples = read_examples(prepare("tulips1/pixelrnn", tulips_dirs["manual"], tulips_dirs["data"]))
+    assert sorted(examples["test"]) == sorted(AUTHORS_TULIPS_TEST)
+    # Left per class after the test clips: 7, 5, 8 and 7; round(0.1 n) = 1 validation clip each.
+    assert sorted(ex["label"] for ex in examples["validation"].values()) == [0, 1, 2, 3]
+    assert len(examples["train"]) == len(TULIPS_CLIPS) - 10 - 4
+    assert not set(examples["train"]) & (set(examples["validation"]) | set(examples["test"]))
+
+
+REFERENCE = pathlib.Path(
+    os.environ.get("PIXELRNN_REFERENCE_DIR", pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference")
+)
+
+
+@pytest.mark.skipif(not (REFERENCE / "tulips1_test_intermediates.npz").is_file(), reason=f"no reference data at {REFERENCE}")
+def test_tulips1_split_file_names_the_clips_of_the_authors_intermediates():
+    intermediates = np.load(REFERENCE / "tulips1_test_intermediates.npz")
+    names = {f"{label + 1}/{name}" for name, label in zip(intermediates["clip_names"], intermediates["labels"])}
+    assert splits.tulips1_pixelrnn_test() == names == set(AUTHORS_TULIPS_TEST)
+
+
+def test_tulips1_pixelrnn_split_needs_the_authors_clips():
+    labels = {f"{d}/{s}1": int(d) - 1 for d in "1234" for s in TULIPS_SPEAKERS}
+    with pytest.raises(ValueError, match="1/Regina2"):
+        splits.tulips1_pixelrnn_split(labels)
 
 
 @pytest.mark.parametrize("fold", range(tulips1.NUM_SPEAKER_FOLDS))
@@ -182,7 +218,7 @@ def test_tulips1_speaker_folds_keep_speakers_apart(tulips_dirs, fold):
     assert train | test == set(TULIPS_SPEAKERS)
     # Speakers in name order, cut into 4 groups of 2: fold k tests on the k-th group.
     assert test == set(sorted(TULIPS_SPEAKERS)[2 * fold : 2 * fold + 2])
-    assert len(examples["test"]) == 2 * 4
+    assert sorted(examples["test"]) == sorted(n for n in TULIPS_CLIPS if n.split("/")[1][:-1] in test)
 
 
 def test_stratified_split_rule():
@@ -236,7 +272,7 @@ def test_empty_and_corrupt_clips_are_skipped_with_a_warning(tmp_path):
         assert f"skipped clip {skipped}" in messages
     assert "frame002.pgm" in messages and "frame001.jpg" in messages
     names = {n for split in read_examples(builder).values() for n in split}
-    assert len(names) == 4 * len(TULIPS_SPEAKERS) - 3
+    assert len(names) == len(TULIPS_CLIPS) - 3
     assert not {"2/Ben1", "3/Don1", "4/Isaac1"} & names
 
 

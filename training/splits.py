@@ -8,8 +8,10 @@ Cambridge Hand Gesture (900 clips, named Set{s}_{c}_{nnnn}):
                and 90 test clips (10% each, stratified per class), train = the other 720.
     standard   Kim, Wong and Cipolla (2007): Set5 (plain illumination) trains, Sets 1-4 test.
 Tulips1 (96 clips, 12 speakers x 4 digits x 2 takes):
+    pixelrnn           the PixelRNN authors' 10 test clips (their names are in the intermediates of
+                       their simulator), shipped as data/tulips1_split.json; of the other 86, per
+                       class 10% validation by the seeded hash below, the rest train.
     stratified_split   per class, 10% validation and 10% test, chosen by a seeded hash (below).
-                       The authors never published their Tulips1 split, so this cannot be theirs.
     speaker folds      the speakers in name order cut into `num_folds` contiguous groups; fold k
                        tests on group k and trains on the rest, so no speaker is on both sides.
 """
@@ -21,6 +23,7 @@ import math
 
 CAMBRIDGE_SPLIT_FILE = "cambridge_split.json"
 CAMBRIDGE_TRAIN_SET = 5
+TULIPS1_SPLIT_FILE = "tulips1_split.json"
 
 
 def cambridge_pixelrnn_held_out():
@@ -42,6 +45,24 @@ def cambridge_pixelrnn_split(clip_names):
 def cambridge_standard_split(illumination_set):
     """Kim et al. (2007): the plain-illumination Set5 trains, Sets 1-4 test."""
     return "train" if illumination_set == CAMBRIDGE_TRAIN_SET else "test"
+
+
+def tulips1_pixelrnn_test():
+    """The PixelRNN authors' 10 Tulips1 test clips, as "<digit>/<speaker><take>" names."""
+    text = importlib.resources.files(__package__).joinpath("data", TULIPS1_SPLIT_FILE).read_text()
+    return frozenset(json.loads(text)["test"])
+
+
+def tulips1_pixelrnn_split(labels, *, validation=0.1, seed=0):
+    """{clip name: split} for {clip name: label}: the authors' test clips test; of the rest, per
+    class `validation` of the clips (seeded hash order, as stratified_split) validate."""
+    test = tulips1_pixelrnn_test()
+    missing = sorted(test - set(labels))
+    if missing:
+        raise ValueError(f"The authors' Tulips1 test clips {missing} are not in the data set folder.")
+    others = {name: label for name, label in labels.items() if name not in test}
+    rest = stratified_split(others, validation=validation, test=0.0, seed=seed)
+    return {**rest, **{name: "test" for name in test}}
 
 
 def stratified_split(labels, *, validation=0.1, test=0.1, seed=0):

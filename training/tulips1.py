@@ -9,10 +9,11 @@ as features too.
 Each example stores the whole clip at its original size and length (`video`, greyscale replicated to
 RGB uint8, so the same preprocessing serves both real data sets); the 16 frames a model sees are
 sampled later (see training/preprocess.py). Frames are stored as PNG, losslessly. Configs:
-    tulips1/pixelrnn          per class 80/10/10 train/validation/test, seeded and stratified (see
-                              training/splits.py: 20/2/2 clips per class). The PixelRNN authors' own
-                              Tulips1 split was never published; this is a stand-in of the same
-                              proportions.
+    tulips1/pixelrnn          the PixelRNN authors' 10 test clips (training/data/tulips1_split.json);
+                              of the other 86, per class 10% validation (seeded, see
+                              training/splits.py), the rest train: 78 / 8 / 10 clips.
+    tulips1/stratified        per class 80/10/10 train/validation/test, seeded and stratified:
+                              20/2/2 clips per class (the split of pixelrnn-tf 0.1).
     tulips1/speaker_fold_k    k = 0..3: the speakers in name order cut into 4 groups of 3; group k
                               tests (24 clips) and the other 9 speakers train (72 clips). No speaker
                               is ever on both sides, so the score measures generalisation to new
@@ -81,8 +82,10 @@ def find_clips(root):
 
 @dataclasses.dataclass(eq=False)
 class Tulips1Config(tfds.core.BuilderConfig):
-    """`speaker_fold`: the fold of speakers held out for testing, or None for the PixelRNN split."""
+    """`split_rule`: pixelrnn (the authors' test clips), stratified, or speaker_fold with
+    `speaker_fold` the fold of speakers held out for testing."""
 
+    split_rule: str = "pixelrnn"
     speaker_fold: int | None = None
 
 
@@ -90,20 +93,29 @@ class Tulips1(ClipFolderBuilder):
     """Tulips1 clips at full size and length; see the module docstring."""
 
     name = NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "tulips1/pixelrnn tests on the PixelRNN authors' 10 clips; the old split is tulips1/stratified.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     ENCODING_FORMAT = "png"  # the data set's frames are PGM: decoded once, stored losslessly
     BUILDER_CONFIGS = [
         Tulips1Config(
             name="pixelrnn",
+            description="The PixelRNN authors' 10 test clips; per class 10% of the rest validate.",
+        ),
+        Tulips1Config(
+            name="stratified",
             description="Per class 80/10/10 train/validation/test, stratified and seeded.",
+            split_rule="stratified",
         ),
         *(
             Tulips1Config(
                 name=f"speaker_fold_{fold}",
                 description=f"Speaker group {fold} of {NUM_SPEAKER_FOLDS} (speakers in name order) tests, "
                 "the other speakers train.",
+                split_rule="speaker_fold",
                 speaker_fold=fold,
             )
             for fold in range(NUM_SPEAKER_FOLDS)
@@ -141,12 +153,15 @@ class Tulips1(ClipFolderBuilder):
         return find_clips(root)
 
     def _split_names(self):
-        return ("train", "validation", "test") if self.builder_config.speaker_fold is None else ("train", "test")
+        return ("train", "test") if self.builder_config.split_rule == "speaker_fold" else ("train", "validation", "test")
 
     def _assign_splits(self, clips):
-        fold = self.builder_config.speaker_fold
-        if fold is None:
-            return splits.stratified_split({clip.name: clip.label for clip in clips}, seed=PIXELRNN_SPLIT_SEED)
+        rule, fold = self.builder_config.split_rule, self.builder_config.speaker_fold
+        labels = {clip.name: clip.label for clip in clips}
+        if rule == "pixelrnn":
+            return splits.tulips1_pixelrnn_split(labels, seed=PIXELRNN_SPLIT_SEED)
+        if rule == "stratified":
+            return splits.stratified_split(labels, seed=PIXELRNN_SPLIT_SEED)
         speakers = [clip.features["speaker"] for clip in clips]
         split_of_speaker = splits.speaker_fold_split(speakers, fold, NUM_SPEAKER_FOLDS)
         return {clip.name: split_of_speaker[clip.features["speaker"]] for clip in clips}
