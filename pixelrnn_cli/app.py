@@ -10,6 +10,7 @@ import json
 from typing import Optional
 
 import typer
+import typer.core
 
 from pixelrnn_cli import report
 from pixelrnn_cli.errors import report_user_errors
@@ -96,11 +97,10 @@ def upgrade_model(
 @command()
 def configs():
     """List the bundled run configs (paper settings for Cambridge and Tulips1, every baseline)."""
-    from training.run_config import bundled_configs, configs_dir
+    from training.run_config import bundled_configs, describe
 
     for name in bundled_configs():
-        description = json.loads((configs_dir() / f"{name}.json").read_text()).get("description", "")
-        typer.echo(f"{name:<32}{description}")
+        typer.echo(f"{name:<32}{describe(name)}")
 
 
 # ---------------------------------------------------------------------------------- training
@@ -115,14 +115,21 @@ def train(
     out: str = typer.Option("runs/default", help="Run directory (resumes an interrupted run there)."),
     seed: Optional[int] = typer.Option(None, help="Random seed for weights and data order."),
     strategy: Optional[str] = typer.Option(None, help="default, mirrored (all local devices) or multiworker (TF_CONFIG)."),
+    arch: Optional[str] = typer.Option(None, help=f"Override the architecture: {', '.join(ARCHS)}."),
+    cnn_layers: Optional[int] = typer.Option(None, help="Override the number of binary CNN layers: 1 or 2."),
+    float_: Optional[bool] = typer.Option(None, "--float/--binary", help="Full-precision (32-bit float) or binary in-pixel weights and activations."),
+    readout_pool: Optional[int] = typer.Option(None, help="Override the on-sensor max-pool of the readout (1 .. 64; floor pooling)."),
+    set_: list[str] = typer.Option([], "--set", help="Override any config key: --set model.gate_noise_stddev=0.1 (repeatable)."),
 ):
     """Train a model with model.fit and write a run directory (best.keras, metrics.json, plots)."""
-    from training.run_config import resolve
+    from training.run_config import parse_overrides, resolve
     from training.train import train as run_training
 
     run_config = resolve(config).replace(
-        data={"dataset": dataset, "manual_dir": manual_dir}, train={"epochs": epochs, "seed": seed, "strategy": strategy}
-    )
+        data={"dataset": dataset, "manual_dir": manual_dir},
+        train={"epochs": epochs, "seed": seed, "strategy": strategy},
+        model={"arch": arch, "cnn_layers": cnn_layers, "binary": None if float_ is None else not float_, "readout_pool": readout_pool},
+    ).override(parse_overrides(set_))
     metrics = run_training(run_config, out)
     typer.echo(report.metrics_lines(metrics))
     typer.echo(f"Run directory: {out}")
@@ -231,6 +238,85 @@ def finetune_decoder(
         progress=_progress(),
     )
     typer.echo(report.finetune_lines(result))
+
+
+# ---------------------------------------------------------------------------------- reproduce
+class _FigureGroup(typer.core.TyperGroup):
+    """`pixelrnn reproduce NAME`: an unknown name is named, with the valid ones (exit code 2)."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            typer.echo(f"Error: unknown figure {args[0]!r}; choose one of {', '.join(self.list_commands(ctx))}.", err=True)
+            raise typer.Exit(2)
+        return super().resolve_command(ctx, args)
+
+
+reproduce_app = typer.Typer(
+    cls=_FigureGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Reproduce the PixelRNN paper's figures and tables: one sweep of training runs each (resumable).",
+)
+app.add_typer(reproduce_app, name="reproduce")
+
+
+def _reproduce(figure, dataset, manual_dir, data_dir, seeds, epochs, quick, out, executor, address, cpus, gpus, **extra):
+    from pixelrnn_cli.progress import SweepProgress
+    from pixelrnn_cli.reproduce import Options, reproduce
+
+    options = Options(dataset=dataset, manual_dir=manual_dir, data_dir=data_dir, seeds=seeds, epochs=epochs, quick=quick, **extra)
+    progress = SweepProgress(f"{figure} runs")
+    try:
+        result = reproduce(figure, options, out, executor, address, {"num_cpus": cpus, "num_gpus": gpus}, progress)
+    finally:
+        progress.close()
+    typer.echo(report.reproduction_lines(result))
+
+
+# Options every reproduction takes
+SWEEP_OUT = typer.Option(..., help="Sweep folder: results.csv, summary.csv, the PNG and runs/ (an interrupted sweep resumes there).")
+SWEEP_DATASET = typer.Option("synthetic_gestures", help="synthetic_gestures, cambridge_hand_gesture or tulips1.")
+SWEEP_MANUAL_DIR = typer.Option(None, help="Folder holding the manually downloaded data set (Cambridge, Tulips1).")
+SWEEP_DATA_DIR = typer.Option(None, help="TFDS data folder for the prepared data sets.")
+SWEEP_SEEDS = typer.Option(None, help="Seeds per setting (default: fig2 3, fig3 10, table3 3; --quick: 2).")
+SWEEP_EPOCHS = typer.Option(None, help="Override the epochs of every run.")
+SWEEP_QUICK = typer.Option(False, "--quick", help="Small synthetic_gestures runs and 2 seeds: minutes instead of hours.")
+SWEEP_EXECUTOR = typer.Option("local", help="local (one run after another) or ray (one Ray task per run; pip install 'pixelrnn-tf\\[cluster]').")
+SWEEP_ADDRESS = typer.Option(None, help="Ray cluster address (default: start Ray on this machine).")
+SWEEP_CPUS = typer.Option(1.0, help="CPUs each Ray task asks for.")
+SWEEP_GPUS = typer.Option(0.0, help="GPUs each Ray task asks for.")
+
+
+@command("fig2", target=reproduce_app)
+def reproduce_fig2(
+    out: str = SWEEP_OUT, dataset: str = SWEEP_DATASET, manual_dir: Optional[str] = SWEEP_MANUAL_DIR,
+    data_dir: Optional[str] = SWEEP_DATA_DIR, seeds: Optional[int] = SWEEP_SEEDS, epochs: Optional[int] = SWEEP_EPOCHS,
+    quick: bool = SWEEP_QUICK, executor: str = SWEEP_EXECUTOR, address: Optional[str] = SWEEP_ADDRESS,
+    cpus: float = SWEEP_CPUS, gpus: float = SWEEP_GPUS,
+):
+    """Fig 2: accuracy vs in-pixel memory: RAW, DIFF and every recurrent cell on 1 and 2 CNN layers, binary and float."""
+    _reproduce("fig2", dataset, manual_dir, data_dir, seeds, epochs, quick, out, executor, address, cpus, gpus)
+
+
+@command("fig3", target=reproduce_app)
+def reproduce_fig3(
+    out: str = SWEEP_OUT, dataset: str = SWEEP_DATASET, manual_dir: Optional[str] = SWEEP_MANUAL_DIR,
+    data_dir: Optional[str] = SWEEP_DATA_DIR, seeds: Optional[int] = SWEEP_SEEDS, epochs: Optional[int] = SWEEP_EPOCHS,
+    quick: bool = SWEEP_QUICK, executor: str = SWEEP_EXECUTOR, address: Optional[str] = SWEEP_ADDRESS,
+    cpus: float = SWEEP_CPUS, gpus: float = SWEEP_GPUS,
+    pool_at: str = typer.Option("readout", help="readout (the authors' code; runs on the sensor as is) or input (the paper's text: before PixelRNN)."),
+):
+    """Fig 3: accuracy vs readout bandwidth: PixelRNN with pooling 1x1 .. 8x8, then 16 .. 64 in steps of 8."""
+    _reproduce("fig3", dataset, manual_dir, data_dir, seeds, epochs, quick, out, executor, address, cpus, gpus, pool_at=pool_at)
+
+
+@command("table3", target=reproduce_app)
+def reproduce_table3(
+    out: str = SWEEP_OUT, dataset: str = SWEEP_DATASET, manual_dir: Optional[str] = SWEEP_MANUAL_DIR,
+    data_dir: Optional[str] = SWEEP_DATA_DIR, seeds: Optional[int] = SWEEP_SEEDS, epochs: Optional[int] = SWEEP_EPOCHS,
+    quick: bool = SWEEP_QUICK, executor: str = SWEEP_EXECUTOR, address: Optional[str] = SWEEP_ADDRESS,
+    cpus: float = SWEEP_CPUS, gpus: float = SWEEP_GPUS,
+):
+    """Table 3: noise-free and noise-trained PixelRNN, evaluated noise-free, with Keras noise, on the SCAMP-5 emulator, and fine-tuned."""
+    _reproduce("table3", dataset, manual_dir, data_dir, seeds, epochs, quick, out, executor, address, cpus, gpus)
 
 
 # ---------------------------------------------------------------------------------- export

@@ -109,3 +109,24 @@ def export_lines(result, out):
                 f"accuracy: float {check['float_accuracy']:.1%}, int8 {check['int8_accuracy']:.1%}, drop {check['accuracy_drop']:+.1%}"
             )
     return "\n".join(lines)
+
+
+def reproduction_lines(result):
+    """The summary of a `pixelrnn reproduce` sweep as a Markdown table, then where its files are."""
+    table3 = result["figure"] == "table3"
+    head = "| setting | condition | runs | test accuracy |" if table3 else (
+        "| setting | runs | test accuracy | memory bits per pixel | readout values per window |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in result["summary"]:
+        if table3:
+            accuracy = f"{row['accuracy_mean']:.1%} +- {row['accuracy_std']:.1%}"
+            lines.append(f"| {row['setting']} | {row['condition']} | {row['runs']} | {accuracy} |")
+        else:
+            accuracy = f"{row['accuracy_test_mean']:.1%} +- {row['accuracy_test_std']:.1%}"
+            lines.append(
+                f"| {row['setting']} | {row['runs']} | {accuracy} | {row['memory_bits_per_pixel_mean']:.0f} "
+                f"| {row['readout_values_per_window_mean']:,.0f} |"
+            )
+    lines += ["", f"Results: {result['results']}", f"Summary: {result['summary_csv']}", f"Figure:  {result['plot']}"]
+    return "\n".join(lines)

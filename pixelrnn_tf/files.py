@@ -32,3 +32,15 @@ def save_model_atomic(model, path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_figure_atomic(figure, path, **options):
+    """figure.savefig(path) through a temporary file with the same suffix (matplotlib picks the
+    format from it)."""
+    tmp = _temporary_beside(path, suffix=Path(path).suffix)
+    try:
+        figure.savefig(tmp, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,10 +1,16 @@
-"""Figures a person would rather look at than read: the confusion matrix and training curves."""
+"""Figures a person would rather look at than read: the confusion matrix, training curves, and the
+paper's figures drawn from a sweep's summary rows (training.sweep.summarize)."""
 
 import matplotlib
 
 matplotlib.use("Agg")  # runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from pixelrnn_tf.files import save_figure_atomic  # noqa: E402
+
+# SCAMP-5's feature memory: 32 bytes per 4x4 macropixel, i.e. per pixel of the 64x64 grid
+SCAMP5_BITS_PER_MACROPIXEL = 256
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -24,7 +30,7 @@ def plot_confusion(matrix, class_names, path, title):
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -42,5 +48,77 @@ def plot_curves(history, path, title):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure_atomic(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def _errorbar(ax, rows, x_key, label=None, **style):
+    rows = sorted(rows, key=lambda row: row[x_key])
+    x = [row[x_key] for row in rows]
+    y = [100 * row["accuracy_test_mean"] for row in rows]
+    err = [100 * row["accuracy_test_std"] for row in rows]
+    ax.errorbar(x, y, yerr=err, capsize=3, label=label, **style)
+
+
+def plot_accuracy_vs_memory(summary, path, title, budget_bits=SCAMP5_BITS_PER_MACROPIXEL):
+    """Fig 2: test accuracy vs in-pixel memory per pixel, one marker per arch, filled for binary,
+    a line between 1 and 2 CNN layers, the sensor's budget as a vertical line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = dict(zip(["raw", "diff", "convlstm", "convgru", "mgu", "srnn", "pixelrnn"], "sDo^vPX"))
+    for arch in dict.fromkeys(row["arch"] for row in summary):
+        for binary in (True, False):
+            rows = [row for row in summary if row["arch"] == arch and row["binary"] in (binary, str(binary))]
+            if rows:
+                label = arch if binary else f"{arch} (float)"
+                _errorbar(ax, rows, "memory_bits_per_pixel_mean", label, marker=markers.get(arch, "o"),
+                          linestyle="-" if binary else ":", fillstyle="full" if binary else "none")
+    ax.axvline(budget_bits, color="k", linestyle="--", linewidth=1)
+    ax.text(budget_bits, ax.get_ylim()[0], " SCAMP-5: 32 bytes per 4x4 macropixel", rotation=90, va="bottom", fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("in-pixel memory (bits per pixel of the 64x64 grid; log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_readout(summary, path, title):
+    """Fig 3: test accuracy vs readout values per window (log scale), mean and std over seeds."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _errorbar(ax, summary, "readout_values_per_window_mean", "PixelRNN", marker="o")
+    for row in summary:
+        ax.annotate(f"{int(row['pool'])}", (row["readout_values_per_window_mean"], 100 * row["accuracy_test_mean"]),
+                    textcoords="offset points", xytext=(3, 4), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("readout values per window of K frames (log scale; labels: pool size)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=100)
+    plt.close(fig)
+
+
+def plot_noise_table(summary, conditions, path, title):
+    """Table 3 as grouped bars: one group per evaluation condition, one bar per trained model."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    settings = list(dict.fromkeys(row["setting"] for row in summary))
+    width = 0.8 / len(settings)
+    for index, setting in enumerate(settings):
+        by_condition = {row["condition"]: row for row in summary if row["setting"] == setting}
+        present = [c for c in conditions if c in by_condition]
+        x = [conditions.index(c) + (index - (len(settings) - 1) / 2) * width for c in present]
+        y = [100 * by_condition[c]["accuracy_mean"] for c in present]
+        err = [100 * by_condition[c]["accuracy_std"] for c in present]
+        ax.bar(x, y, width, yerr=err, capsize=3, label=setting)
+    ax.set_xticks(range(len(conditions)), [c.replace("_", " ") for c in conditions], fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)
