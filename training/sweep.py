@@ -77,6 +77,8 @@ def run_job(job, verbose=0, callbacks=()):
     """Train (or resume) one run, evaluate it, write its rows next to it; returns the rows."""
     from training import train as training
 
+    # Without it, each model of a sweep adds to Keras' global graph and later runs get slower.
+    tf.keras.backend.clear_session()
     start = time.perf_counter()
     run = RunDirectory(job.run_dir)
     metrics = training.train(job.config, job.run_dir, verbose=verbose, extra_callbacks=callbacks)

@@ -27,6 +27,7 @@ and the TFDS builder `SyntheticGestures` ("synthetic_gestures") for tfds.load / 
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -291,7 +292,7 @@ def load_synthetic(split, num_clips=None, seed=0, frames=FRAMES, size=SIZE):
     0..8): shuffle before training."""
     if num_clips is None:
         num_clips = DEFAULT_SPLIT_SIZES[split]
-    clips, labels = generate(num_clips, split_seed(split, seed), frames, size)
+    clips, labels = _generated_split(num_clips, split_seed(split, seed), frames, size)
     # A Python generator over the arrays instead of from_tensor_slices: no second in-graph copy,
     # and no 2 GB graph-constant limit for large splits.
 
@@ -306,6 +307,15 @@ def load_synthetic(split, num_clips=None, seed=0, frames=FRAMES, size=SIZE):
     return tf.data.Dataset.from_generator(examples, output_signature=signature).apply(
         tf.data.experimental.assert_cardinality(num_clips)
     )
+
+
+@functools.lru_cache(maxsize=3)
+def _generated_split(num_clips, seed, frames, size):
+    # A sweep trains many models on the same clips in one process: render each split once (the
+    # train, validation and test splits of one data config), read-only so no run can change it.
+    clips, labels = generate(num_clips, seed, frames, size)
+    clips.flags.writeable = labels.flags.writeable = False
+    return clips, labels
 
 
 def load_prepared(split, data_dir=None, config=None):
