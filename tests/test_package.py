@@ -40,7 +40,9 @@ runner = CliRunner()
 # Every command of `pixelrnn`; a command that disappears or appears without help fails here.
 COMMANDS = [
     "summary", "upgrade-model", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export",
+    "reproduce",
 ]
+SUBCOMMANDS = {"reproduce": ["fig2", "fig3", "table3"]}
 
 
 def test_summary_json_has_the_table_2_figures():
@@ -102,7 +104,8 @@ def test_every_command_has_help():
     import typer
 
     assert sorted(typer.main.get_command(app).commands) == sorted(COMMANDS)
-    for command in [[]] + [[name] for name in COMMANDS]:
+    nested = [[group, name] for group, names in SUBCOMMANDS.items() for name in names]
+    for command in [[]] + [[name] for name in COMMANDS] + nested:
         result = runner.invoke(app, command + ["--help"])
         assert result.exit_code == 0 and "Usage" in result.output, command
     result = runner.invoke(export_app, ["--help"])

@@ -106,14 +106,15 @@ def test_config_errors_come_before_training(tmp_path):
 
 @pytest.mark.parametrize("name", run_config.bundled_configs())
 def test_bundled_configs_build_the_model_and_data_their_names_say(name):
-    """<dataset>_<arch>[_2layer|_noise].json: the config trains what its name promises."""
+    """<dataset>_<arch>[_2layer][_float|_noise]: the config trains what its name promises."""
     config = run_config.resolve(name)
     model = pixelrnn_tf.build_model(config.model)
     dataset = {"cambridge": "cambridge_hand_gesture", "tulips1": "tulips1"}.get(name.split("_")[0], "synthetic_gestures")
     assert config.data.dataset == dataset
     arch = "pixelrnn" if name == "default" else name.split("_")[1]
-    assert config.model.arch == arch and model.name.startswith(f"{arch}_binary")
-    assert (config.model.cnn_layers == 2) == name.endswith("_2layer")
+    precision = "float" if name.endswith("_float") else "binary"
+    assert config.model.arch == arch and model.name.startswith(f"{arch}_{precision}")
+    assert (config.model.cnn_layers == 2) == ("_2layer" in name)
     assert (config.model.gate_noise_stddev > 0) == name.endswith("_noise")
     classes = {"cambridge_hand_gesture": 9, "tulips1": 4, "synthetic_gestures": 9}[dataset]
     assert model.output_shape[-1] == config.model.num_classes == classes

@@ -61,17 +61,27 @@ def _errorbar(ax, rows, x_key, label=None, **style):
 
 
 def plot_accuracy_vs_memory(summary, path, title, budget_bits=SCAMP5_BITS_PER_MACROPIXEL):
-    """Fig 2: test accuracy vs in-pixel memory per pixel, one marker per arch, filled for binary,
-    a line between 1 and 2 CNN layers, the sensor's budget as a vertical line."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    markers = dict(zip(["raw", "diff", "convlstm", "convgru", "mgu", "srnn", "pixelrnn"], "sDo^vPX"))
+    """Fig 2: test accuracy vs in-pixel memory per pixel, one marker shape and colour per arch,
+    filled for binary and hollow for float, small for a 1-layer and large for a 2-layer CNN (the
+    two sit at the same memory, so they are drawn a little apart), the sensor's budget as a line."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    archs = ["raw", "diff", "convlstm", "convgru", "mgu", "srnn", "pixelrnn"]
+    markers = dict(zip(archs, "sDo^vPX"))
+    colours = dict(zip(archs, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for row in summary:
+        binary = row["binary"] in (True, "True")
+        layers = int(row.get("cnn_layers", 1))
+        shift = {0: 1.0, 1: 2**-0.05, 2: 2**0.05}[layers]
+        arch = row["arch"]
+        ax.errorbar(
+            row["memory_bits_per_pixel_mean"] * shift, 100 * row["accuracy_test_mean"], yerr=100 * row["accuracy_test_std"],
+            marker=markers.get(arch, "o"), color=colours.get(arch), markersize=9 if layers == 2 else 6,
+            fillstyle="full" if binary else "none", capsize=3, linestyle="none",
+        )
     for arch in dict.fromkeys(row["arch"] for row in summary):
-        for binary in (True, False):
-            rows = [row for row in summary if row["arch"] == arch and row["binary"] in (binary, str(binary))]
-            if rows:
-                label = arch if binary else f"{arch} (float)"
-                _errorbar(ax, rows, "memory_bits_per_pixel_mean", label, marker=markers.get(arch, "o"),
-                          linestyle="-" if binary else ":", fillstyle="full" if binary else "none")
+        ax.plot([], [], marker=markers.get(arch, "o"), color=colours.get(arch), linestyle="none", label=arch)
+    ax.plot([], [], marker="o", color="grey", fillstyle="none", linestyle="none", label="hollow: 32-bit float")
+    ax.plot([], [], marker="o", color="grey", markersize=9, linestyle="none", label="large: 2-layer CNN")
     ax.axvline(budget_bits, color="k", linestyle="--", linewidth=1)
     ax.text(budget_bits, ax.get_ylim()[0], " SCAMP-5: 32 bytes per 4x4 macropixel", rotation=90, va="bottom", fontsize=8)
     ax.set_xscale("log", base=2)
@@ -79,7 +89,7 @@ def plot_accuracy_vs_memory(summary, path, title, budget_bits=SCAMP5_BITS_PER_MA
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper left")
     fig.tight_layout()
     save_figure_atomic(fig, path, dpi=100)
     plt.close(fig)

@@ -178,7 +178,7 @@ def resolve(config):
         close = difflib.get_close_matches(str(config), bundled_configs(), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise FileNotFoundError(
-            f"No bundled config named {config!r} and no such file.{hint} `pixelrnn configs` lists the bundled "
+            f"No run config named {config!r}: not a bundled name, and no such file.{hint} `pixelrnn configs` lists the bundled "
             "names (<dataset>_<arch>[_2layer][_float], e.g. cambridge_mgu_2layer_float)."
         )
     return RunConfig.load(config)
