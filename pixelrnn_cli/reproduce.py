@@ -20,7 +20,7 @@ prints.
 
 import dataclasses
 
-from pixelrnn_tf.config import ConfigError
+from pixelrnn_tf.config import CAMERA_ARCHS, ConfigError
 from training import plots, sweep
 from training.evaluate import evaluate
 from training.run_config import DATASETS, config_name, point_name, resolve
@@ -80,7 +80,7 @@ def base_config(options, arch="pixelrnn", cnn_layers=1, binary=True):
 def fig2_settings(options):
     settings = []
     for arch in FIG2_ARCHS:
-        has_cnn = arch not in ("raw", "diff")
+        has_cnn = arch not in CAMERA_ARCHS
         for cnn_layers in (1, 2) if has_cnn else (1,):
             for binary in (True, False) if has_cnn else (True,):
                 columns = {"arch": arch, "cnn_layers": cnn_layers if has_cnn else 0, "binary": binary}

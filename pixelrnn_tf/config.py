@@ -13,6 +13,8 @@ from pixelrnn_tf.decoders import DECODERS
 from pixelrnn_tf.quantizers import QUANTIZERS
 
 QuantizerSpec = Union[str, dict]
+# the cameras read frames out as they are: no in-pixel CNN before them
+CAMERA_ARCHS = ("raw", "diff")
 
 
 class ConfigError(ValueError):
@@ -113,7 +115,7 @@ class ModelConfig:
 
     @property
     def has_cnn(self):
-        return self.arch not in ("raw", "diff")
+        return self.arch not in CAMERA_ARCHS
 
     @classmethod
     def from_dict(cls, values):

@@ -8,7 +8,8 @@ import difflib
 import json
 from pathlib import Path
 
-from pixelrnn_tf.config import ConfigError, ModelConfig, dataclass_from_dict
+from pixelrnn_tf.cells import CELLS
+from pixelrnn_tf.config import CAMERA_ARCHS, ConfigError, ModelConfig, dataclass_from_dict
 
 DATASETS = ("synthetic_gestures", "cambridge_hand_gesture", "tulips1")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -117,13 +118,12 @@ def configs_dir():
 # CNN depth and precision replaced. A file of the same name, where one is shipped, wins.
 DATASET_PREFIXES = {"synthetic": "synthetic_gestures", "cambridge": "cambridge_hand_gesture", "tulips1": "tulips1"}
 _BASE_CONFIG = {"synthetic": "default", "cambridge": "cambridge_pixelrnn", "tulips1": "tulips1_pixelrnn"}
-ARCHS = ("pixelrnn", "convlstm", "convgru", "mgu", "srnn", "cnn", "raw", "diff")
-NO_CNN_ARCHS = ("raw", "diff")
+ARCHS = tuple(CELLS)
 
 
 def point_name(arch, cnn_layers=1, binary=True):
     """"mgu_2layer_float": a model's part of a bundled name."""
-    layers = "_2layer" if cnn_layers == 2 and arch not in NO_CNN_ARCHS else ""
+    layers = "_2layer" if cnn_layers == 2 and arch not in CAMERA_ARCHS else ""
     return f"{arch}{layers}{'' if binary else '_float'}"
 
 
@@ -139,7 +139,7 @@ def generated_configs():
     names = {}
     for prefix, base in _BASE_CONFIG.items():
         for arch in ARCHS:
-            for cnn_layers in (1,) if arch in NO_CNN_ARCHS else (1, 2):
+            for cnn_layers in (1,) if arch in CAMERA_ARCHS else (1, 2):
                 for binary in (True, False):
                     model = {"arch": arch, "cnn_layers": cnn_layers, "binary": binary}
                     names[config_name(DATASET_PREFIXES[prefix], arch, cnn_layers, binary)] = (base, model)
@@ -157,7 +157,7 @@ def describe(name):
         return json.loads(path.read_text()).get("description", "")
     base, model = generated_configs()[name]
     precision = "binary" if model["binary"] else "32-bit float"
-    layers = "" if model["arch"] in NO_CNN_ARCHS else f", {model['cnn_layers']}-layer CNN"
+    layers = "" if model["arch"] in CAMERA_ARCHS else f", {model['cnn_layers']}-layer CNN"
     return f"{model['arch']}{layers}, {precision} (the data and training of {base})"
 
 
