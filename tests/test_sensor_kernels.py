@@ -18,10 +18,10 @@ SMALL = ArrayConfig(name="test-8x8", height=8, width=8)
 def test_in_kernel_normals_have_the_moments_of_a_standard_normal():
     draw = hash_normal((64, 256, 256), write_key(0, 3, 17)).numpy().ravel()
     assert abs(draw.mean()) < 0.003 and draw.std() == pytest.approx(1.0, abs=0.003)
-    # the Irwin-Hall(4) bell: excess kurtosis -0.3 (the normal's is 0); tails stop at 3.46
+    # the normal's excess kurtosis is 0 (Irwin-Hall(4), used before, has -0.3); its sampling
+    # error over 4.2M draws is 0.0012
     kurtosis = ((draw - draw.mean()) ** 4).mean() / draw.var() ** 2 - 3
-    assert kurtosis == pytest.approx(-0.3, abs=0.02)
-    assert np.abs(draw).max() <= np.sqrt(12.0) + 1e-5
+    assert kurtosis == pytest.approx(0.0, abs=0.01)
     assert np.mean(np.abs(draw) > 1.96) == pytest.approx(0.05, abs=0.006)
 
 
