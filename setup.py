@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pixelrnn_tf*", "sensor*", "training*", "export*", "pixelrnn_cli*"]),
-    package_data={"training": ["data/*.json", "configs/*.json"]},
+    package_data={"training": ["data/*.json", "configs/*.json"], "sensor": ["presets/*.json"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",

@@ -186,7 +186,7 @@ RECURRENT_WHITE = typer.Option(
 CALIBRATE = typer.Option(
     True, help="Calibrate the program against the noise model's drift (see sensor.compile); no effect without noise."
 )
-NOISE = "none, scamp5 (the calibrated preset) or a JSON file of sensor.NoiseModel fields."
+NOISE = "none, scamp5 (the preset calibrated on the real chip), published (per-operation noise only) or a JSON file of sensor.NoiseModel fields (pixelrnn calibrate-noise writes one)."
 
 
 @command()
@@ -238,6 +238,33 @@ def finetune_decoder(
         progress=_progress(),
     )
     typer.echo(report.finetune_lines(result))
+
+
+@command("calibrate-noise")
+def calibrate_noise(
+    model: str = typer.Option(..., "--model", help="The model the readouts came from: a run directory, a .keras file or the authors' .pt checkpoint."),
+    clips: str = typer.Option(..., "--clips", help="An .npz of binarized_x (clips, frames, H, W) and scamp5_readout (clips, h, w), 8-bit codes."),
+    out: str = typer.Option(..., "--out", help="The noise file to write (JSON of sensor.NoiseModel fields); a .report.json and a .png go beside it."),
+    input_white: float = INPUT_WHITE,
+    recurrent_white: Optional[float] = typer.Option(None, help="Sensor units of one count of the recurrent sums (default: input_white, as the authors' chip program)."),
+    holdout_every: int = typer.Option(3, min=2, help="Hold out every n-th clip: the figures are reported on those, the fit never sees them."),
+    draws: int = typer.Option(3, min=1, help="Noisy emulations averaged per comparator-noise value tried."),
+    repeats: int = typer.Option(3, min=1, help="Noise seeds per held-out figure."),
+    seed: int = typer.Option(0, help="Noise seed."),
+    plot: bool = typer.Option(True, help="Write the readouts-and-histograms PNG."),
+):
+    """Fit the emulator's analog model to a real chip's readouts of known inputs, and report it on held-out clips.
+
+    Fits the readout's displacement, gain, offset and per-pixel fixed pattern, the comparator noise
+    and the readout noise; prints the held-out distance, correlation, mean, std and decoder accuracy
+    of the noise-free, the published and the calibrated emulation next to the real chip's."""
+    from pixelrnn_cli.calibrate import calibrate_noise as run_calibration
+
+    result = run_calibration(
+        model, clips, out, input_white=input_white, recurrent_white=recurrent_white, holdout_every=holdout_every,
+        draws=draws, repeats=repeats, seed=seed, plot=plot, progress=_progress(),
+    )
+    typer.echo(report.calibration_lines(result))
 
 
 # ---------------------------------------------------------------------------------- reproduce

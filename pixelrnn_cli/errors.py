@@ -15,9 +15,10 @@ def user_errors():
         from pixelrnn_tf.config import ConfigError
         from pixelrnn_tf.torch_checkpoint import CheckpointError
         from sensor import CompileError, RegisterError
+        from sensor.calibration import CalibrationError
     except ImportError:  # the library itself did not load: that traceback is the message
         return (FileNotFoundError,)
-    return (ConfigError, CompileError, RegisterError, ExportError, CheckpointError, FileNotFoundError)
+    return (ConfigError, CompileError, RegisterError, ExportError, CheckpointError, CalibrationError, FileNotFoundError)
 
 
 def report_user_errors(function):

@@ -10,6 +10,10 @@ def _temporary_beside(path, suffix=""):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
+    # mkstemp makes the file private (0600); the file it becomes should have the usual mode
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 

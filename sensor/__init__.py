@@ -20,7 +20,7 @@ from sensor.compiler import (  # noqa: E402
 from sensor.errors import CompileError  # noqa: E402
 from sensor.executor import EmulationResult, Emulator  # noqa: E402
 from sensor.machine import ArrayConfig, Scamp5  # noqa: E402
-from sensor.noise import NO_NOISE, NoiseModel, resolve_noise, scamp5_noise  # noqa: E402
+from sensor.noise import NO_NOISE, NoiseModel, published_noise, resolve_noise, scamp5_noise  # noqa: E402
 from sensor.program import Program, RegisterError, allocate_registers  # noqa: E402
 from sensor.trace import write_trace  # noqa: E402
 
@@ -42,6 +42,7 @@ __all__ = [
     "instructions",
     "levels",
     "recurrent_gain",
+    "published_noise",
     "resolve_noise",
     "scamp5_noise",
     "write_trace",

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from pixelrnn_tf._keras import tf
+from pixelrnn_tf.config import ConfigError
 from sensor.interpreter import Interpreter
 from sensor.kernels import WriteKernels, words
 from sensor.machine import Scamp5
@@ -81,6 +82,7 @@ class Emulator:
         self.digital = sorted((r for r in used if self.config.kind(r) == "digital"), key=str)
         if self.config.flag not in self.digital:
             self.digital.append(self.config.flag)
+        self._check_readout_pattern()
         rng = np.random.default_rng([self.seed, 0xF9])
         self.fixed_pattern = (rng.standard_normal(self.shape) * self.noise.fixed_pattern_stddev).astype(np.float32)
         noise = self.noise
@@ -91,12 +93,28 @@ class Emulator:
                 noise.drift_gain > 0,
                 noise.drift_offset != 0 or noise.drift_gain > 0,
                 noise.fixed_pattern_stddev > 0,
-                noise.random,
+                noise.random_writes,
                 math.isfinite(noise.decay_time_s),
             ),
             jit=self.jit,
         )
         self._functions = {}
+
+    def _check_readout_pattern(self):
+        """A fitted readout fixed pattern belongs to one readout size: refuse others up front."""
+        pattern = self.noise.readout_fixed_pattern
+        if not pattern:
+            return
+        expected = (len(pattern), len(pattern[0]))
+        readouts = [i for section in self.program.sections for i in self.program.instructions(section) if i.op == "readout"]
+        for instruction in readouts:
+            (_, _, height, width), pool = instruction.args[0], instruction.args[3]
+            if (height // pool, width // pool) != expected:
+                raise ConfigError(
+                    f"The noise model's readout fixed pattern was fitted for a {expected[0]}x{expected[1]} readout, "
+                    f"but this program reads out {height // pool}x{width // pool} values. Use --noise published "
+                    "(the per-operation terms alone), or fit a pattern for this readout with `pixelrnn calibrate-noise`."
+                )
 
     # ---------------------------------------------------------------- interpretation
     def _initial_state(self, batch):

@@ -18,13 +18,19 @@ the readouts and the saturation counts. Each instruction goes to the handler its
 
 from typing import Any, NamedTuple, Optional, Tuple
 
+import numpy as np
+
 from pixelrnn_tf._keras import tf
 from sensor.analog import ANALOG_OPS, AnalogPlanes, Boxed
 from sensor.digital import DIGITAL_OPS, DigitalPlanes, Lazy, offset_leaves
 from sensor.fusion import WriteGroup, plan_writes
 from sensor.instructions import DIRECTIONS
-from sensor.kernels import pack, words, write_key
+from sensor.kernels import hash_normal, pack, words, write_key
 from sensor.planes import Constants, all_true, crop, is_constant, select, shifted, to_bool, union
+
+
+# draw keys of comparisons and readouts: steps past any section's writes, below the frame stride
+_COMPARATOR_STEPS = 300_000
 
 
 class PendingWrite(NamedTuple):
@@ -144,7 +150,12 @@ class Interpreter:
 
     def _where(self, index, instruction):
         # clipping and decay (a positive factor) do not change the sign: compare the raw plane
-        self.digital.compare(self.kernels.sign_bits(self.analog.view(instruction.srcs[0], None)))
+        plane = self.analog.view(instruction.srcs[0], None)
+        stddev = self.emulator.noise.comparator_stddev
+        key = write_key(self.emulator.seed, self.counter, _COMPARATOR_STEPS + index) if stddev else None
+        if stddev and plane.shape.rank == 2:
+            plane = tf.broadcast_to(plane, (self.batch,) + tuple(plane.shape))
+        self.digital.compare(self.kernels.sign_bits(plane, stddev, key))
         return index + 1
 
     def _digital(self, index, instruction):
@@ -159,11 +170,32 @@ class Interpreter:
         else:
             value = to_bool(self.tensor(source), self.batch)
         value = tf.cast(value, tf.float32)
+        noise = self.emulator.noise
+        rows, cols = noise.readout_shift
+        if rows or cols:  # the chip's readout window sits displaced; beyond the array it reads 0
+            value = shifted(value, rows, cols, 0.0)
         value = value[:, row : row + height, col : col + width] * scale + offset
         if pool > 1:
             value = tf.nn.max_pool2d(value[..., None], pool, pool, "VALID")[..., 0]
+        if noise.readout_stage:
+            value = self._readout_stage(value, index, scale, offset)
         self.readouts.append(value)
         return index + 1
+
+    def _readout_stage(self, value, index, scale, offset):
+        """The fitted readout path of a real chip (sensor.noise): gain, offset, fixed pattern and
+        Gaussian noise, then the range of the readout's codes."""
+        noise = self.emulator.noise
+        value = value * noise.readout_gain + noise.readout_offset
+        if noise.readout_fixed_pattern:
+            value = value + np.asarray(noise.readout_fixed_pattern, np.float32)  # shape checked by the Emulator
+        if noise.readout_stddev:
+            key = write_key(self.emulator.seed, self.counter, _COMPARATOR_STEPS + len(self.steps) + index)
+            value = value + noise.readout_stddev * hash_normal(tf.shape(value), key)
+        # the chip's readout path ends in 8-bit codes, value = (code - 127) sensor units: the
+        # program's own readout offset is the host's correction and does not move that range
+        lo, hi = sorted((-127.0 * scale, 128.0 * scale))
+        return tf.clip_by_value(value, lo, hi)
 
     # ---------------------------------------------------------------- analog writes
     def _run_writes(self, writes, step):
