@@ -37,6 +37,37 @@ def measure(program, batch, frames, noise, jit):
     return result.frames_per_second, first
 
 
+# The authors' SCAMP-5d frame loop (computational-imaging/PixelRNN, 00_pixelrnn_load_im/src/
+# pixelrnn.cpp, commit 7001fbd4, lines 270-1064: the "Full Timer" region that measures their
+# 3.5 ms), counted by hand: instruction words (ICW) and kernel launches per step, and library calls
+# (56 load_pattern, 50 flood, 15 load_rect, 55 load_in). The two HALF_SCALE down-samples (lines
+# 658-659) are 12,072 of the words and 1,038 of the launches. No readout in the timed region
+# (img_output = 2).
+AUTHORS_FRAME_LOOP = {"words": 14_875, "kernels": 1_376, "calls": 176, "readout_bytes": 0}
+AUTHORS_MEASURED_MS = 3.5  # So et al. 2024, section 5: "roughly 3.5 ms" per frame on SCAMP-5
+
+
+def print_chip_time(program, config):
+    """The cost model's terms for our compiled program and for the authors' frame loop."""
+    kernels, calls = program.kernels_per_frame()
+    ours = program.chip_time(config)
+    loop = AUTHORS_FRAME_LOOP
+    theirs = {
+        "instructions": config.seconds(loop["words"]),
+        "kernel launches and calls": (loop["kernels"] + loop["calls"]) * config.call_s,
+        "readout link": loop["readout_bytes"] / config.link_bytes_per_s,
+    }
+    theirs["total"] = sum(theirs.values())
+    print(f"estimated chip time per frame, ms (clock {config.clock_hz / 1e6:g} MHz, {1e6 * config.call_s:g} us per "
+          f"kernel launch or library call, link {config.link_bytes_per_s / 1e6:g} MB/s):")
+    print(f"{'term':>28} {'this program':>13} {'authors loop':>13}")
+    print(f"{'words':>28} {program.words_per_frame(config):>13,.0f} {loop['words']:>13,}")
+    print(f"{'kernels + calls':>28} {kernels + calls:>13,.0f} {loop['kernels'] + loop['calls']:>13,}")
+    for term in ours:
+        print(f"{term:>28} {1e3 * ours[term]:>13.3f} {1e3 * theirs[term]:>13.3f}")
+    print(f"{'measured (paper)':>28} {'':>13} {AUTHORS_MEASURED_MS:>13.1f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16, help="frames per clip (a multiple of K = 16)")
@@ -55,6 +86,7 @@ def main(argv=None):
     print(f"program: PixelRNN, {args.cnn_layers}-layer CNN; {program.instructions_per_frame():,.0f} instructions "
           f"and {program.words_per_frame(config):,.0f} instruction words per frame; estimated chip time "
           f"{1e3 * program.seconds_per_frame(config):.3f} ms per frame")
+    print_chip_time(program, config)
     calibrated = sensor.compile(model, drift="scamp5")
     print(f"calibrated for the SCAMP-5 drift (what `pixelrnn emulate --noise scamp5` runs): "
           f"{calibrated.instructions_per_frame():,.0f} instructions per frame")

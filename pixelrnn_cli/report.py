@@ -54,7 +54,9 @@ def emulation_lines(result):
         f"  readouts equal to Keras          {result['readout_agreement']:.2%}",
         f"  saturated analog writes          {result['saturated_writes']:,}",
         f"  instructions per frame           {result['instructions_per_frame']:,.0f}",
-        f"  estimated chip time per frame    {result['chip_ms_per_frame']:.3f} ms (paper: about 3.5 ms on SCAMP-5)",
+        f"  estimated chip time per frame    {result['chip_ms_per_frame']:.3f} ms, of which instructions "
+        f"{result['chip_instruction_ms_per_frame']:.3f} ms, the rest kernel launches and the readout link "
+        "(the authors' program: about 3.5 ms on SCAMP-5)",
         f"  emulated frames per second       {result['emulated_frames_per_second']:,.1f}",
     ]
     if "trace" in result:
@@ -129,4 +131,26 @@ def reproduction_lines(result):
                 f"| {row['readout_values_per_window_mean']:,.0f} |"
             )
     lines += ["", f"Results: {result['results']}", f"Summary: {result['summary_csv']}", f"Figure:  {result['plot']}"]
+    return "\n".join(lines)
+
+
+def calibration_lines(report):
+    """The held-out figures of `pixelrnn calibrate-noise`, one row per condition."""
+    rows = report["held_out"]
+    lines = [
+        f"Fitted on {len(report['calibration_clips'])} clips; held out {len(report['held_out_clips'])}. "
+        f"Readout displacement (rows, cols) {tuple(report['readout_shift'])}.",
+        f"{'held-out readouts':<32}{'W1 to real':>11}{'correlation':>13}{'mean':>7}{'std':>7}{'decoder acc':>13}",
+    ]
+    for name, row in rows.items():
+        distance = f"{row['wasserstein']:.2f}" if "wasserstein" in row else "0"
+        correlation = f"{row['correlation']:.2f}" if "correlation" in row else "1"
+        accuracy = f"{row['accuracy']:.1%}" if "accuracy" in row else "-"
+        lines.append(f"{name:<32}{distance:>11}{correlation:>13}{row['mean']:>7.2f}{row['std']:>7.2f}{accuracy:>13}")
+    if "held_out_expected" in report:
+        row = report["held_out_expected"]
+        lines.append(f"{'calibrated, expected value':<32}{row['wasserstein']:>11.2f}{row['correlation']:>13.2f}{row['mean']:>7.2f}{row['std']:>7.2f}{'-':>13}")
+        lines.append("(the expected value is the mean of the draws without readout noise: a single draw correlates with the "
+                     "chip at most about that correlation times its own with the expected value)")
+    lines.append(f"Wrote {report['noise_file']} (use it with --noise) and {report['report_file']}" + (f", {report['plot']}" if "plot" in report else "") + ".")
     return "\n".join(lines)

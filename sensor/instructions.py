@@ -67,7 +67,7 @@ OPS = {
     "dnot": OpSpec("digital", "digital", "digital"),
     "dor": OpSpec("digital", "digital", "digital"),
     "dnor": OpSpec("digital", "digital", "digital"),
-    "dand": OpSpec("digital", "digital", "digital"),
+    "dand": OpSpec("digital", "digital", "and"),
     "dset": OpSpec("digital", "", "digital"),
     "dclr": OpSpec("digital", "", "digital"),
     "dshift": OpSpec("digital", "digital", "shift"),
@@ -105,6 +105,8 @@ class Instruction:
             return 1
         if cost == "shift":
             return int(self.args[1])
+        if cost == "and":
+            return int(config.bus_ops.get("and", 1))
         return int(config.bus_ops[cost])
 
     def rename(self, sources, destination=None):

@@ -5,9 +5,15 @@ larger array, one with more registers or a future stacked sensor is another inst
 program, checker and executor reads the machine from here rather than from constants.
 
 Costs are counted in instruction words. An analog macro costs the bus operations it expands to on
-SCAMP-5 (mov/add/sub/neg/movx 2, abs 6, div2 5); every digital operation is one word and a
-digital shift of n pixels is n words. At `clock_hz` one word takes 1/clock_hz seconds, so a
-program's word count is its estimated on-chip time.
+SCAMP-5 (mov/add/sub/neg/movx 2, abs 6, div2 5); a digital AND is 4 words, every other digital
+operation one, and a digital shift of n pixels n words (the expansions of the SCAMP-5d library's
+`scamp5_kernel_api` macros). At `clock_hz` one word takes 1/clock_hz seconds.
+
+Words are not all of a frame's time on the chip: the controller (the SCAMP-5d's ARM M0) issues the
+words as kernels, and every kernel launch and every library call that sets the DAC
+(`scamp5_load_in`) or an address pattern (`scamp5_load_pattern`) costs it about `call_s`; the
+readout leaves over USB at `link_bytes_per_s`. `sensor.program.Program.chip_time` adds the three
+(RESULTS.md derives the figures from the authors' frame loop and its 3.5 ms).
 """
 
 import dataclasses
@@ -29,6 +35,7 @@ SCAMP5_BUS_OPS = MappingProxyType(
         "in": 1,  # load a constant through the bus
         "input": 2,  # sample the photodiode into a register (get_image)
         "where": 1,  # comparator into FLAG
+        "and": 4,  # digital AND (the other digital ops are 1 word)
     }
 )
 
@@ -50,7 +57,10 @@ class ArrayConfig:
     feature_bits_per_macropixel: storage for intermediate features per macropixel (SCAMP-5:
         32 bytes, PixelRNN section 4); a model whose per-pixel memory exceeds it does not fit.
     bus_ops: instruction words per analog macro (see module docstring).
-    clock_hz: instruction words per second.
+    clock_hz: instruction words per second (SCAMP-5: 10 MHz, Carey et al. 2013).
+    call_s: controller time per kernel launch or library call (SCAMP-5d: about 1.3 us, an
+        estimate fitted to the authors' 3.5 ms frame; no published figure exists).
+    link_bytes_per_s: readout bandwidth to the host (SCAMP-5d USB 2.0: about 10 MB/s, an estimate).
     edge_value: what a neighbour read beyond the array edge returns (analog and digital).
     noise: the analog imperfections of this array when emulated with noise on.
     """
@@ -69,6 +79,8 @@ class ArrayConfig:
     feature_bits_per_macropixel: int = 32 * 8
     bus_ops: Mapping[str, int] = dataclasses.field(default_factory=lambda: SCAMP5_BUS_OPS)
     clock_hz: float = 10e6
+    call_s: float = 1.3e-6
+    link_bytes_per_s: float = 10e6
     edge_value: float = 0.0
     noise: Optional[NoiseModel] = None
 

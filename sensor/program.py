@@ -19,6 +19,7 @@ from typing import Mapping, Tuple
 from sensor.instructions import OPS, Instruction
 
 SECTIONS = ("reset", "frame", "readout")
+CONTROLLER_CALLS = ("in", "pattern", "readout")
 
 
 class RegisterError(ValueError):
@@ -78,6 +79,45 @@ class Program:
     def seconds_per_frame(self, config):
         """Estimated on-chip time per frame: instruction words / clock."""
         return config.seconds(self.words_per_frame(config))
+
+    def kernels_per_frame(self):
+        """(kernel launches, controller calls) per frame, averaged over the window. The controller
+        issues a run of array instructions as one kernel; loading a constant through the DAC
+        (`in`), an address pattern (`pattern`) and a readout are library calls that end the run."""
+        kernels = calls = 0.0
+        for section, steps in self.sections.items():
+            share = 1.0 if section == "frame" else 1.0 / self.window
+            in_kernel = False
+            for _, instruction in steps:
+                if instruction.op in CONTROLLER_CALLS:
+                    calls += share
+                    in_kernel = False
+                elif not in_kernel:
+                    kernels += share
+                    in_kernel = True
+        return kernels, calls
+
+    def readout_bytes_per_frame(self):
+        """Bytes sent to the host per frame (one byte per read-out value), averaged over the window."""
+        total = 0
+        for instruction in self.instructions("readout"):
+            _, _, height, width = instruction.args[0]
+            pool = instruction.args[3]
+            total += (height // pool) * (width // pool)
+        return total / self.window
+
+    def chip_time(self, config):
+        """Estimated seconds per frame on the chip, by term: the instruction words at the clock,
+        the controller's kernel launches and library calls, and the readout over the host link
+        (sensor.machine's docstring has the sources)."""
+        kernels, calls = self.kernels_per_frame()
+        terms = {
+            "instructions": config.seconds(self.words_per_frame(config)),
+            "kernel launches and calls": (kernels + calls) * config.call_s,
+            "readout link": self.readout_bytes_per_frame() / config.link_bytes_per_s,
+        }
+        terms["total"] = sum(terms.values())
+        return terms
 
     def allocate(self, config):
         """This program with virtual registers replaced by physical ones of `config`."""

@@ -24,6 +24,13 @@ def test_program_prints_counts_and_costs():
     assert program.words_per_frame(config) == pytest.approx(13.25)
     assert program.seconds_per_frame(config) == pytest.approx(13.25 / 10e6)
     assert program.instructions_per_frame() == pytest.approx(5 + 2 / 4)
+    # the controller: per frame `in` is a call, add..dset one kernel; reset's kernel and the
+    # readout's call come once per 4 frames; the readout sends 1 byte per window
+    assert program.kernels_per_frame() == pytest.approx((1.25, 1.25))
+    times = program.chip_time(config)
+    assert times["kernel launches and calls"] == pytest.approx(2.5 * 1.3e-6)
+    assert times["readout link"] == pytest.approx(0.25 / 10e6)
+    assert times["total"] == pytest.approx(13.25e-7 + 2.5 * 1.3e-6 + 0.25e-7)
 
 
 def test_allocator_reuses_registers_of_dead_values():
