@@ -39,7 +39,7 @@ runner = CliRunner()
 
 # Every command of `pixelrnn`; a command that disappears or appears without help fails here.
 COMMANDS = [
-    "summary", "upgrade-model", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export",
+    "summary", "calibrate-noise", "upgrade-model", "configs", "train", "demo", "evaluate", "import-torch", "emulate", "finetune-decoder", "export",
     "reproduce",
 ]
 SUBCOMMANDS = {"reproduce": ["fig2", "fig3", "table3"]}
