@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelrnn_tf.tables import InPixelTables, in_pixel_tables
+from pixelrnn_tf.tables import ChannelLevels, InPixelTables, in_pixel_tables
 from sensor import INPUT_SCALE, CompileError, Scamp5, default_recurrent_white
 from sensor.levels import checked_count_level, checked_frame_level
 
@@ -87,6 +87,22 @@ class _Levels:
         # None: theta <= 0 passes every count after the ReLU; the range's lowest value is a level
         # every register value reaches, so a program that always compares still decides right.
         return {"model": float(theta), "sensor": int(self.array.analog_min) if level is None else level}
+
+    def channels(self, name, levels):
+        """A BatchNorm-folded layer: per channel the first passing count ("always", "never") and
+        its level; a channel that always passes compares at the range's lowest value, one that
+        never does one above its highest, so every channel is one comparison with its level."""
+        model, sensor = [], []
+        for k, first in enumerate(levels):
+            if np.isinf(first):
+                model.append("always" if first < 0 else "never")
+                sensor.append(int(self.array.analog_min) if first < 0 else int(self.array.analog_max) + 1)
+            else:
+                model.append(float(first))
+                sensor.append(self._checked(checked_count_level, f"{name}[{k}] (BatchNorm folded)", first, self.input_white, self.array))
+        flipped = [k for k, sign in enumerate(levels.signs) if sign < 0]
+        return {"model": model, "sensor": sensor, "flipped_channels": flipped,
+                "rule": "channel k passes where input_white * c >= sensor[k], c its flipped kernel's count (no ReLU)"}
 
     def recurrent(self, name, theta):
         level = self._checked(
@@ -167,12 +183,12 @@ def _cnn_entries(result, tables, levels):
         kernel = _binary_kernel(kernel, f"CNN layer {layer + 1}")
         if kernel.shape[2] != 1:
             raise ExportError(f"CNN layer {layer + 1} has {kernel.shape[2]} input channels; the sensor program takes 1.")
-        result["cnn_layers"].append(
-            {
-                "kernels": np.transpose(kernel[:, :, 0, :], (2, 0, 1)),  # (channel, row, column)
-                "threshold": levels.cnn(f"theta_{layer + 1}", theta),
-            }
-        )
+        entry = {"kernels": np.transpose(kernel[:, :, 0, :], (2, 0, 1))}  # (channel, row, column)
+        if isinstance(theta, ChannelLevels):  # BatchNorm folded: a level per channel (a bias matrix)
+            entry["channel_levels"] = levels.channels(f"theta_{layer + 1}", theta)
+        else:
+            entry["threshold"] = levels.cnn(f"theta_{layer + 1}", theta)
+        result["cnn_layers"].append(entry)
     if tables.input_threshold is not None:
         result["input_threshold"] = levels.frame("input_threshold", tables.input_threshold)
 
@@ -245,7 +261,10 @@ def _npz_arrays(tables):
 
     for index, layer in enumerate(tables["cnn_layers"], start=1):
         arrays[f"cnn{index}_kernels"] = layer["kernels"]
-        threshold(f"cnn{index}_threshold", layer["threshold"])
+        if "channel_levels" in layer:
+            arrays[f"cnn{index}_channel_levels_sensor"] = np.asarray(layer["channel_levels"]["sensor"], np.float64)
+        else:
+            threshold(f"cnn{index}_threshold", layer["threshold"])
         arrays[f"cnn{index}_slot_table"] = cnn_slot_table(layer["kernels"])
     if tables["input_threshold"] is not None:
         threshold("input_threshold", tables["input_threshold"])
@@ -293,10 +312,22 @@ def weights_header(tables):
     if tables["input_threshold"] is not None:
         lines.append(f"#define PIXELRNN_INPUT_THRESHOLD {_c_number(tables['input_threshold']['sensor'])}  /* INPUT_SCALE * theta */")
     for index, layer in enumerate(tables["cnn_layers"], start=1):
-        lines += [
-            "",
-            f"/* CNN layer {index}: theta = {layer['threshold']['model']:.9g} (model units) */",
-            f"#define PIXELRNN_CNN{index}_THRESHOLD {layer['threshold']['sensor']}",
+        if "channel_levels" in layer:  # slot order, like the kernels
+            channels = cnn_slot_channels(int(round(np.sqrt(len(layer["kernels"])))))
+            levels = ", ".join(str(layer["channel_levels"]["sensor"][c]) for c in channels)
+            threshold = [
+                "",
+                f"/* CNN layer {index}: BatchNorm folded, one level per slot (a bias matrix); kernels of channels "
+                f"{layer['channel_levels']['flipped_channels']} flipped */",
+                f"static const int16_t pixelrnn_cnn{index}_levels[16] = {{{levels}}};",
+            ]
+        else:
+            threshold = [
+                "",
+                f"/* CNN layer {index}: theta = {layer['threshold']['model']:.9g} (model units) */",
+                f"#define PIXELRNN_CNN{index}_THRESHOLD {layer['threshold']['sensor']}",
+            ]
+        lines += threshold + [
             f"static const int8_t pixelrnn_cnn{index}_kernels[16][25] = {{",
             _c_block(cnn_slot_table(layer["kernels"])),
             "};",
@@ -356,6 +387,15 @@ def read_sensor_tables(folder):
     return tables
 
 
+def _cnn_threshold(layer):
+    if "channel_levels" not in layer:
+        return float(layer["threshold"]["model"])
+    entry = layer["channel_levels"]
+    first = [{"always": -np.inf, "never": np.inf}.get(v, v) for v in entry["model"]]
+    signs = [-1.0 if k in entry["flipped_channels"] else 1.0 for k in range(len(first))]
+    return ChannelLevels(first, signs)
+
+
 def load_in_pixel_tables(folder):
     """The pixelrnn_tf.InPixelTables of an exported sensor folder (the one holding weights.json), so
     that `sensor.compile_tables` runs an exported model without Keras."""
@@ -374,7 +414,7 @@ def load_in_pixel_tables(folder):
         window=int(tables["window"]),
         # exported CNN kernels are (channel, row, column); the tables hold (row, column, 1, channel)
         cnn_kernels=tuple(np.transpose(l["kernels"], (1, 2, 0))[:, :, None, :].astype(np.float32) for l in tables["cnn_layers"]),
-        cnn_thresholds=tuple(float(l["threshold"]["model"]) for l in tables["cnn_layers"]),
+        cnn_thresholds=tuple(_cnn_threshold(l) for l in tables["cnn_layers"]),
         input_threshold=model_value(tables.get("input_threshold")),
         pool_size=int(tables["tiling"]["grid"]) if tables["tiling"] else 4,
         cell_kernels={name: k.astype(np.float32) for name, k in tables["recurrent_kernels"].items()},

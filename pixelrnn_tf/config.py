@@ -36,6 +36,8 @@ class ModelConfig:
     zero_point: learn a zero-point per kernel, w = q(w~ - zeta).
     learned_input_threshold: binarise input frames at a learned threshold instead of 0.
     cnn_threshold_init: initial CNN threshold theta (model units).
+    cnn_batchnorm: BatchNorm after each binary convolution and a learned threshold per channel
+        (Liu et al. 2022); on the sensor they fold into one level per channel.
     forget_threshold: PixelRNN only: learn a threshold subtracted before the forget gate.
     output_threshold: PixelRNN only: ternary output psi_o with this threshold delta (None: linear).
     diff_threshold: difference camera threshold delta.
@@ -65,6 +67,7 @@ class ModelConfig:
     zero_point: bool = False
     learned_input_threshold: bool = False
     cnn_threshold_init: float = 0.5
+    cnn_batchnorm: bool = False
     forget_threshold: bool = False
     output_threshold: Optional[float] = None
     diff_threshold: float = 0.1

@@ -4,11 +4,13 @@ its 16 feature maps into one image.
 Per frame and per layer l:
     b   = psi(x - theta_in)            input binarisation (layer 1 only; theta_in optional, learned)
     c   = W_l * b                      16 kernels 5x5, zero padding 2, no bias (cross-correlation)
-    p   = maxpool_4x4(relu(c))
-    q   = psi(p + n - theta_l)         n ~ N(0, sigma_cnn^2) in training: analog noise
+    p   = maxpool_4x4(relu(c))         (batchnorm=True: relu(BN(c)), Liu et al. 2022)
+    q   = psi(p + n - theta_l)         n ~ N(0, sigma_cnn^2) in training: analog noise; with
+                                       batchnorm, theta_l is learned per channel (adaptive)
     out = tile(q)                      16 maps of 16x16 -> one 64x64 image
 psi is sign in the binary model and tanh in the full-precision variant. A second layer convolves
-the tiled 64x64 image as one channel. On SCAMP-5 each of the 16 processing elements of a 4x4
+the tiled 64x64 image as one channel. On the sensor, BatchNorm and the threshold fold into one
+whole-count level per channel and a sign flip of the channel's kernel (`fold_batchnorm`). On SCAMP-5 each of the 16 processing elements of a 4x4
 macropixel computes one channel, so the tiling is where the data already lies on the chip.
 
 The encoder is a Keras Model of larq layers (one InPixelConv2D and one LearnedScalar threshold
@@ -16,6 +18,8 @@ per layer), so that larq's summary counts its 1-bit kernels and binary MACs (pix
 """
 
 import math
+
+import numpy as np
 
 from pixelrnn_tf import quantizers
 from pixelrnn_tf._keras import tf
@@ -66,6 +70,8 @@ class InPixelCNN(tf.keras.Model):
         threshold_init: initial value of each layer's threshold theta_l (model units: counts).
         noise_stddev: std of the Gaussian noise added before each threshold.
         noise_at_inference: keep that noise on outside training.
+        batchnorm: BatchNorm after each convolution (before ReLU and pooling) and a learned
+            threshold per channel (adaptive thresholds, Liu et al. 2022).
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class InPixelCNN(tf.keras.Model):
         threshold_init=0.5,
         noise_stddev=0.0,
         noise_at_inference=False,
+        batchnorm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -106,7 +113,14 @@ class InPixelCNN(tf.keras.Model):
             )
             for l in range(self.num_layers)
         ]
-        self.threshold_layers = [LearnedScalar(threshold_init, name=f"threshold_{l + 1}") for l in range(self.num_layers)]
+        self.batchnorm = bool(batchnorm)
+        self.batchnorm_layers = (
+            [tf.keras.layers.BatchNormalization(name=f"batchnorm_{l + 1}") for l in range(self.num_layers)] if batchnorm else []
+        )
+        per_channel = (self.filters,) if batchnorm else ()
+        self.threshold_layers = [
+            LearnedScalar(threshold_init, shape=per_channel, name=f"threshold_{l + 1}") for l in range(self.num_layers)
+        ]
         self.zero_point_layers = (
             [LearnedScalar(0.0, name=f"zero_point_{l + 1}") for l in range(self.num_layers)] if binary and zero_point else []
         )
@@ -128,6 +142,9 @@ class InPixelCNN(tf.keras.Model):
             if not conv.built:
                 conv.build((None, height, width, in_channels))
             in_channels = 1  # the next layer convolves the tiled image as one channel
+        for norm in self.batchnorm_layers:
+            if not norm.built:
+                norm.build((None, height, width, self.filters))
         tf.keras.layers.Layer.build(self, input_shape)  # Model.build would trace call() once more
 
     # The variables by the names the rest of the library uses.
@@ -164,8 +181,9 @@ class InPixelCNN(tf.keras.Model):
             if layer == 0 and self.binary:
                 x = self._psi(x - self.input_threshold if self.input_threshold is not None else x)
             conv = tf.nn.conv2d(x, self.binary_kernel(layer), strides=1, padding="SAME")
+            normed = self.batchnorm_layers[layer](conv, training=training) if self.batchnorm else conv
             # max-pool, then ReLU: the same values (ReLU is monotone) on 16x fewer of them
-            pooled = tf.nn.relu(tf.nn.max_pool2d(conv, self.pool_size, self.pool_size, "VALID"))
+            pooled = tf.nn.relu(tf.nn.max_pool2d(normed, self.pool_size, self.pool_size, "VALID"))
             noisy = add_analog_noise(pooled, self.noise_stddev, training, self.noise_at_inference)
             thresholded = self._psi(noisy - self.thresholds[layer])
             tiled = tile_channels(thresholded, self.grid)
@@ -199,12 +217,15 @@ class InPixelCNN(tf.keras.Model):
 
     # Accounting (see pixelrnn_tf.accounting).
     def in_pixel_parameters(self):
-        """Kernel entries plus one threshold per layer (plus the input threshold if learned)."""
+        """Kernel entries plus one threshold per layer, or per channel with BatchNorm (plus the
+        input threshold if learned)."""
         count = 0
         for conv in self.convs:
             in_channels = conv.kernel.shape[2] if conv.built else 1
             count += self.kernel_size**2 * in_channels * self.filters
-        return count + self.num_layers + (1 if self.learned_input_threshold else 0)
+        # BatchNorm on the sensor is its folded form: one level per channel, the thresholds' count
+        thresholds = self.num_layers * (self.filters if self.batchnorm else 1)
+        return count + thresholds + (1 if self.learned_input_threshold else 0)
 
     def transient_bits_per_pixel(self, analog_bits):
         """Per 4x4 macropixel: the 16 conv outputs held before pooling, one per PE."""
@@ -225,4 +246,40 @@ class InPixelCNN(tf.keras.Model):
             "threshold_init": self.threshold_init,
             "noise_stddev": self.noise_stddev,
             "noise_at_inference": self.noise_at_inference,
+            "batchnorm": self.batchnorm,
         }
+
+
+def fold_batchnorm(encoder, layer, counts=None):
+    """The sensor form of a layer with BatchNorm and per-channel thresholds: (signs, first) with
+    signs[k] = +-1 and first[k] the first whole count c' of the channel's kernel times signs[k]
+    that passes (-inf: every count passes, +inf: none does), so that the model's
+
+        psi(maxpool(relu(BN(c))) - theta_k) = +1  exactly when  max over the block of signs[k] c >= first[k].
+
+    The passing counts are found by running the layer's own BatchNorm, ReLU and threshold on every
+    count a binary kernel can sum (-k^2 .. k^2 for one input plane), the ops Keras runs on the
+    convolution's output, so the fold is exact, with no algebra in float. A negative BN scale makes
+    the passing counts the low ones: the channel's kernel flips sign (c' = -c)."""
+    if not encoder.batchnorm:
+        raise ValueError("fold_batchnorm: this encoder has no BatchNorm (batchnorm=False).")
+    if counts is None:
+        taps = encoder.kernel_size**2 * (encoder.convs[layer].kernel.shape[2] or 1)
+        counts = np.arange(-taps, taps + 1, dtype=np.float32)
+    grid = np.broadcast_to(counts[:, None], (counts.size, encoder.filters)).reshape(1, 1, counts.size, encoder.filters)
+    normed = encoder.batchnorm_layers[layer](tf.constant(grid), training=False)
+    passes = (tf.nn.relu(normed) - encoder.thresholds[layer] >= 0).numpy()[0, 0]  # (counts, filters)
+    signs, first = np.ones(encoder.filters, np.float32), np.zeros(encoder.filters, np.float64)
+    for k in range(encoder.filters):
+        passing = counts[passes[:, k]]
+        if passing.size == counts.size:
+            first[k] = -np.inf
+        elif passing.size == 0:
+            first[k] = np.inf
+        elif np.array_equal(passes[:, k], counts >= passing.min()):
+            first[k] = passing.min()
+        elif np.array_equal(passes[:, k], counts <= passing.max()):
+            signs[k], first[k] = -1.0, -passing.max()
+        else:  # pragma: no cover - BatchNorm is monotone in its input
+            raise ValueError(f"fold_batchnorm: channel {k} of layer {layer + 1} passes counts that are not one interval.")
+    return signs, first

@@ -113,13 +113,15 @@ class InPixelConv2D(_RefusesLegacyWeights, lq.layers.QuantConv2D):
 
 @_register
 class LearnedScalar(_RefusesLegacyWeights, tf.keras.layers.Layer):
-    """One trainable scalar, as a layer so that larq's profile counts it (32 bits, no MACs)."""
+    """One trainable scalar, as a layer so that larq's profile counts it (32 bits, no MACs);
+    shape=(n,) makes it one per channel (the encoder's adaptive thresholds)."""
 
-    def __init__(self, initial_value=0.0, **kwargs):
+    def __init__(self, initial_value=0.0, shape=(), **kwargs):
         super().__init__(**kwargs)
         self.initial_value = float(initial_value)
+        self.shape = tuple(int(d) for d in shape)
         self.value = self.add_weight(
-            name="value", shape=(), initializer=tf.keras.initializers.Constant(self.initial_value)
+            name="value", shape=self.shape, initializer=tf.keras.initializers.Constant(self.initial_value)
         )
         self.built = True
 
@@ -127,4 +129,5 @@ class LearnedScalar(_RefusesLegacyWeights, tf.keras.layers.Layer):
         return self.value
 
     def get_config(self):
-        return {**super().get_config(), "initial_value": self.initial_value}
+        config = {**super().get_config(), "initial_value": self.initial_value}
+        return {**config, "shape": list(self.shape)} if self.shape else config

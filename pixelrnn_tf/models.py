@@ -63,6 +63,7 @@ def build_model(config=None, **overrides):
             threshold_init=config.cnn_threshold_init,
             noise_stddev=config.cnn_noise_stddev,
             noise_at_inference=config.noise_at_inference,
+            batchnorm=config.cnn_batchnorm,
             name=ENCODER_LAYER,
         )(x)
     if config.rnn_input_pool > 1:

@@ -194,14 +194,16 @@ class Emulator:
         for w0 in range(0, frames, window):
             state, _, sat = self._function("reset")(state, clips[:, w0], tf.constant(w0, tf.int64))
             saturated += int(sat)
+            readouts = []  # a camera reads out every frame, in order, before the window's own readout
             for t in range(w0, w0 + window):
-                state, _, sat = self._function("frame")(state, clips[:, t], tf.constant(t, tf.int64))
+                state, frame_readouts, sat = self._function("frame")(state, clips[:, t], tf.constant(t, tf.int64))
+                readouts += frame_readouts
                 saturated += int(sat)
                 if progress is not None:
                     progress(batch)
-            state, readouts, sat = self._function("readout")(state, clips[:, w0], tf.constant(w0, tf.int64))
+            state, window_readouts, sat = self._function("readout")(state, clips[:, w0], tf.constant(w0, tf.int64))
             saturated += int(sat)
-            outputs.append(np.stack([r.numpy() for r in readouts], axis=-1))
+            outputs.append(np.stack([r.numpy() for r in readouts + list(window_readouts)], axis=-1))
         readouts = np.stack(outputs, axis=1)  # (B, N, h, w, readouts per window)
         return EmulationResult(readouts, saturated, batch * frames, time.perf_counter() - start)
 

@@ -6,6 +6,9 @@ An emulated or real run executes, for every window of K frames,
     frame          once per frame (input, CNN, recurrent step)
     readout        once at the window's end (what leaves the chip)
 
+A readout instruction may also stand in `frame` (cameras read every frame out): the window's
+readouts are then every frame's, in order, followed by those of `readout`.
+
 Each instruction carries the name of the stage it belongs to ("cnn1", "rnn", ...), so a program
 can be counted and costed per stage. Programs may name registers virtually ("acc", "x"); the
 register allocator maps them onto the array's physical registers by liveness and refuses, naming
@@ -99,12 +102,15 @@ class Program:
 
     def readout_bytes_per_frame(self):
         """Bytes sent to the host per frame (one byte per read-out value), averaged over the window."""
-        total = 0
-        for instruction in self.instructions("readout"):
-            _, _, height, width = instruction.args[0]
-            pool = instruction.args[3]
-            total += (height // pool) * (width // pool)
-        return total / self.window
+        total = 0.0
+        for section in SECTIONS:
+            share = 1.0 if section == "frame" else 1.0 / self.window
+            for instruction in self.instructions(section):
+                if instruction.op == "readout":
+                    _, _, height, width = instruction.args[0]
+                    pool = instruction.args[3]
+                    total += share * (height // pool) * (width // pool)
+        return total
 
     def chip_time(self, config):
         """Estimated seconds per frame on the chip, by term: the instruction words at the clock,
@@ -148,7 +154,8 @@ def allocate_registers(program, config):
              for step, (_, instruction) in enumerate(program.sections.get(section, ()))]
     kinds, sections_of = _virtual_kinds(steps, config)
     intervals, roles = _live_values(steps, kinds, sections_of)
-    assigned = _linear_scan(steps, intervals, kinds, config)
+    stages = [stage for section in SECTIONS for stage, _ in program.sections.get(section, ())]
+    assigned = _linear_scan(steps, intervals, kinds, config, stages)
     sections, position = {}, 0
     for section in SECTIONS:
         if section not in program.sections:
@@ -223,7 +230,7 @@ def _live_values(steps, kinds, sections_of):
     return intervals, roles
 
 
-def _linear_scan(steps, intervals, kinds, config):
+def _linear_scan(steps, intervals, kinds, config, stages=None):
     """{value: physical register}: values in order of their start take the first free register of
     their kind; a value's register is free again once it ends before the next one starts."""
     reserved = {r for _, _, i in steps for r in i.registers() if config.kind(r)}
@@ -242,8 +249,9 @@ def _linear_scan(steps, intervals, kinds, config):
         if not free[kind]:
             section, step, instruction = steps[start]
             live = sorted({v[0] for v in active if kinds[v[0]] == kind})
+            stage = f" (stage {stages[start]})" if stages and stages[start] else ""
             raise RegisterError(
-                f"{section} step {step}: {instruction} needs a {kind} register for {value[0]!r}, but all "
+                f"{section} step {step}{stage}: {instruction} needs a {kind} register for {value[0]!r}, but all "
                 f"{capacity[kind]} free {kind} registers of {config.name} hold live values ({', '.join(live)})."
             )
         assigned[value] = free[kind].pop(0)

@@ -68,6 +68,7 @@ MODEL_VARIANTS = [dict(arch=a) for a in ARCHS] + [
     dict(arch="pixelrnn", cnn_layers=2, decoder="reference", zero_point=True, learned_input_threshold=True),
     dict(arch="pixelrnn", forget_threshold=True, output_threshold=1.5, readout_pool=2),
     dict(arch="pixelrnn", rnn_input_pool=3, readout_pool=5),
+    dict(arch="mgu", cnn_layers=2, cnn_batchnorm=True),
 ]
 
 
@@ -88,6 +89,7 @@ def _layer_cases():
     return [
         (encoders.InPixelCNN(num_layers=2, zero_point=True, noise_stddev=0.5), (1, 2, 64, 64, 1)),
         (encoders.InPixelCNN(binary=False), (1, 2, 64, 64, 1)),
+        (encoders.InPixelCNN(num_layers=2, batchnorm=True), (1, 2, 64, 64, 1)),
         (readout.InPixelRecurrence(cells.PixelRNNCell(height=16, width=16, output_threshold=1.0), window=2), (1, 4, 16, 16, 1)),
         (readout.InPixelRecurrence(cells.ConvLSTMCell(height=16, width=16, zero_point=True), window=2), (1, 4, 16, 16, 1)),
         (readout.InPixelRecurrence(cells.ConvGRUCell(height=16, width=16, binary=False), window=2), (1, 4, 16, 16, 1)),
@@ -183,6 +185,26 @@ def test_tiny_model_trains_and_binary_weights_flip_sign(zero_point, rng):
     assert flipped > 0, "no binary weight changed sign during training"
     for var in [cnn.kernels[0], *cell.latent_kernels.values()]:
         assert np.abs(var.numpy()).max() <= 1.0  # latent weights stay clipped
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_batchnorm_encoder_trains_with_fit_its_statistics_and_per_channel_thresholds(rng):
+    """cnn_batchnorm: model.fit updates BatchNorm's moving statistics and the 16 thresholds of each
+    layer separately; the sensor's parameters are the kernels plus 16 levels per layer."""
+    tf.keras.utils.set_random_seed(7)
+    model = pixelrnn_tf.build_model(frames=8, window=4, height=16, width=16, num_classes=3, cnn_batchnorm=True)
+    cnn = model.get_layer("in_pixel_cnn")
+    assert cnn.thresholds[0].shape == (16,) and cnn.in_pixel_parameters() == 400 + 16
+    labels = rng.integers(0, 3, 48)
+    clips = rng.standard_normal((48, 8, 16, 16, 1)).astype("float32")
+    for i, label in enumerate(labels):
+        clips[i, :, :, 5 * label : 5 * label + 6] += 1.5
+    model.compile(tf.keras.optimizers.Adam(0.02), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(clips, labels, epochs=4, batch_size=8, verbose=0)
+    norm = cnn.batchnorm_layers[0]
+    assert np.abs(norm.moving_mean.numpy()).max() > 0.1 and np.abs(norm.moving_variance.numpy() - 1).max() > 0.1
+    theta = cnn.thresholds[0].numpy()
+    assert np.unique(np.round(theta, 6)).size > 1  # the channels' thresholds moved apart
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 

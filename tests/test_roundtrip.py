@@ -2,6 +2,8 @@
 compares at, a model exported to sensor tables runs on the emulator from those files alone and
 reads out what the Keras model reads out."""
 
+import json
+import math
 import re
 
 import numpy as np
@@ -96,3 +98,35 @@ def test_exported_tables_run_on_the_emulator_like_the_model(cnn_layers, tmp_path
 def test_load_in_pixel_tables_names_a_missing_folder(tmp_path):
     with pytest.raises(export.ExportError, match="expected weights.json written by `pixelrnn export --split sensor`"):
         export.load_in_pixel_tables(tmp_path)
+
+
+def test_a_batchnorm_model_exports_a_level_per_channel_and_runs_from_its_files(tmp_path):
+    """BatchNorm folded into the export: 16 levels per layer in weights.json, weights.npz and
+    weights.h (slot order), the flipped channels named; the exported files compiled alone read
+    out what the Keras model does."""
+    tf.keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    model = pixelrnn_tf.build_model(arch="pixelrnn", cnn_layers=2, frames=4, window=2, cnn_batchnorm=True)
+    encoder = model.get_layer("in_pixel_cnn")
+    for norm, threshold in zip(encoder.batchnorm_layers, encoder.thresholds):
+        norm.gamma.assign(rng.choice([-1, 1], 16) * rng.uniform(0.3, 1.5, 16))
+        norm.beta.assign(rng.uniform(-1, 1, 16))
+        norm.moving_mean.assign(rng.uniform(-4, 4, 16))
+        norm.moving_variance.assign(rng.uniform(4, 30, 16))
+        threshold.assign(rng.uniform(-0.5, 2.0, 16))
+    export.export_model(model, tmp_path / "out", splits=("sensor",), input_white=5)
+    folder = tmp_path / "out" / "sensor"
+    written = json.loads((folder / "weights.json").read_text())["cnn_layers"][0]["channel_levels"]
+    signs, first = pixelrnn_tf.encoders.fold_batchnorm(encoder, 0)
+    assert written["flipped_channels"] == [k for k in range(16) if signs[k] < 0] != []
+    finite = [k for k in range(16) if np.isfinite(first[k])]
+    assert [written["sensor"][k] for k in finite] == [math.ceil(5 * (first[k] - 0.5)) for k in finite]
+    header = (folder / "weights.h").read_text()
+    slot_levels = [written["sensor"][c] for c in export.cnn_slot_channels()]
+    assert f"pixelrnn_cnn1_levels[16] = {{{', '.join(map(str, slot_levels))}}};" in header
+    with np.load(folder / "weights.npz") as arrays:
+        np.testing.assert_array_equal(arrays["cnn1_channel_levels_sensor"], written["sensor"])
+    program = sensor.compile_tables(export.load_in_pixel_tables(folder), input_white=5)
+    clips = rng.standard_normal((2, 4, 64, 64, 1)).astype("float32")
+    result = sensor.Emulator(program, jit=False).run(clips)
+    np.testing.assert_array_equal(result.readouts, pixelrnn_tf.sensor_model(model)(clips).numpy())

@@ -10,40 +10,103 @@ import sensor
 from pixelrnn_tf._keras import tf
 
 
-def _random_model(arch, cnn_layers=1, seed=0, readout_pool=1, thresholds=None):
+def _random_model(arch, cnn_layers=1, seed=0, readout_pool=1, thresholds=None, **options):
     tf.keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     extra = {"forget_threshold": True} if arch == "pixelrnn" else {}
+    camera = arch in ("raw", "diff")
     model = pixelrnn_tf.build_model(
-        arch=arch, cnn_layers=cnn_layers, frames=4, window=2, learned_input_threshold=True, readout_pool=readout_pool, **extra
+        arch=arch, cnn_layers=cnn_layers, frames=4, window=2, learned_input_threshold=not camera, readout_pool=readout_pool,
+        **{**extra, **options},
     )
-    encoder = model.get_layer("in_pixel_cnn")
-    for layer, threshold in enumerate(encoder.thresholds):
-        # fractional thresholds, including ones just above an integer and <= 0 (relu makes q = +1)
-        threshold.assign(thresholds[layer] if thresholds else rng.uniform(-0.5, 4.0))
-    encoder.input_threshold.assign(rng.uniform(-0.3, 0.3))
+    if options.get("kernel_quantizer") == "ste_ternary":  # latent weights across the dead zone: about 1/2 of them 0
+        for variable in model.trainable_variables:
+            if "kernel" in variable.name and variable.shape.rank == 4:
+                variable.assign(rng.uniform(-1, 1, variable.shape))
+    if not camera:
+        encoder = model.get_layer("in_pixel_cnn")
+        for layer, threshold in enumerate(encoder.thresholds):
+            # fractional thresholds, including ones just above an integer and <= 0 (relu makes q = +1)
+            threshold.assign(thresholds[layer] if thresholds else rng.uniform(-0.5, 4.0, threshold.shape))
+        for norm in encoder.batchnorm_layers:  # scales of both signs: some channels flip
+            _random_batchnorm(norm, rng)
+        encoder.input_threshold.assign(rng.uniform(-0.3, 0.3))
     if arch == "pixelrnn":
         model.get_layer("recurrence").cell.theta.assign(rng.uniform(-3, 3))
     return model
+
+
+def _random_batchnorm(norm, rng):
+    channels = norm.gamma.shape[0]
+    norm.gamma.assign(rng.choice([-1, 1], channels) * rng.uniform(0.3, 1.5, channels))
+    norm.beta.assign(rng.uniform(-1, 1, channels))
+    norm.moving_mean.assign(rng.uniform(-6, 6, channels))
+    norm.moving_variance.assign(rng.uniform(4, 30, channels))
 
 
 def _clips(seed=1):
     return np.random.default_rng(seed).standard_normal((2, 4, 64, 64, 1)).astype("float32")
 
 
-@pytest.mark.parametrize(
-    "arch, cnn_layers, readout_pool, thresholds",
-    [("pixelrnn", 1, 1, [1.02]), ("pixelrnn", 2, 1, None), ("srnn", 1, 2, [-0.2]), ("cnn", 1, 1, None), ("pixelrnn", 1, 3, None)],
-)
-def test_emulator_equals_the_keras_model_exactly(arch, cnn_layers, readout_pool, thresholds):
+TERNARY = {"kernel_quantizer": "ste_ternary"}
+# Every arch once, and every path of the compiler: 1 and 2 CNN layers, binary and ternary
+# kernels (0 taps), the gated hidden plane (GRU's r . h, MGU's f . h), the LSTM's analog memory,
+# the ternary PixelRNN output, readout pooling, and the cameras' per-frame readouts.
+EVERY_MODEL = [
+    ("pixelrnn", 1, 1, [1.02], {}),
+    ("pixelrnn", 1, 3, None, {}),
+    ("pixelrnn", 1, 1, None, {"output_threshold": 1.5}),
+    ("pixelrnn", 2, 1, None, TERNARY),
+    ("convlstm", 2, 2, None, {}),
+    ("convgru", 1, 1, None, TERNARY),
+    ("mgu", 2, 1, None, {}),
+    ("srnn", 1, 2, [-0.2], {}),
+    ("cnn", 2, 1, None, TERNARY),
+    ("pixelrnn", 2, 1, None, {"cnn_batchnorm": True}),
+    ("raw", 1, 1, None, {}),
+    ("raw", 1, 2, None, {}),
+    ("diff", 1, 1, None, {}),
+    ("diff", 1, 2, None, {"diff_threshold": 0.35}),
+]
+
+
+def _model_id(case):
+    arch, layers, pool, _, options = case
+    return f"{arch}-{layers}layer-pool{pool}" + "".join(f"-{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("arch, cnn_layers, readout_pool, thresholds, options", EVERY_MODEL, ids=map(_model_id, EVERY_MODEL))
+def test_emulator_equals_the_keras_model_exactly(arch, cnn_layers, readout_pool, thresholds, options):
     """input_white 5 keeps every CNN sum (|c| <= 25) inside the range, so exact equality is due."""
-    model = _random_model(arch, cnn_layers, readout_pool=readout_pool, thresholds=thresholds)
+    model = _random_model(arch, cnn_layers, readout_pool=readout_pool, thresholds=thresholds, **options)
+    if options == TERNARY:
+        tables = pixelrnn_tf.in_pixel_tables(model)
+        assert 0.3 < np.mean(tables.cnn_kernels[-1] == 0) < 0.7  # the ternary zeros are exercised
     clips = _clips()
     expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
     result = sensor.Emulator(sensor.compile(model, input_white=5)).run(clips)
-    assert result.saturated == 0
+    if arch == "diff" or "output_threshold" in options:  # the dead zone and both signs are exercised
+        assert set(np.unique(expected)) == {-1.0, 0.0, 1.0}
+    # folded BatchNorm levels reach far below 0: acc - level may clip, which keeps its sign
+    assert result.saturated == 0 or "cnn_batchnorm" in options
     assert result.readouts.shape == expected.shape
     np.testing.assert_array_equal(result.readouts, expected)
+
+
+def test_a_cell_that_runs_out_of_registers_names_the_register_kind_and_the_stage():
+    """The LSTM step holds i, f, o, g, h and x as bits at once; with 8 digital registers the
+    allocator runs out in the recurrent stage (SCAMP-5 has 13)."""
+    program = sensor.compile(_random_model("convlstm"))
+    program.allocate(sensor.Scamp5())
+    with pytest.raises(sensor.RegisterError, match=r"frame step \d+ \(stage rnn\): .* needs a digital register .* all 8 free"):
+        program.allocate(sensor.Scamp5(digital_registers=tuple(f"R{i}" for i in range(8))))
+
+
+def test_lstm_memory_beyond_the_analog_range_is_refused_with_the_white_that_fits():
+    model = pixelrnn_tf.build_model(arch="convlstm", frames=64, window=64)
+    with pytest.raises(sensor.CompileError, match=r"K = 64 units of 2, beyond .*use --recurrent-white 1 or less"):
+        sensor.compile(model)
+    assert sensor.compile(model, recurrent_white=1).info["recurrent_white"] == 1.0
 
 
 def test_pooling_before_the_cell_is_refused_with_the_alternative():
@@ -116,13 +179,11 @@ def test_a_level_outside_the_range_names_the_white_that_fits():
 
 
 def test_unsupported_models_are_refused():
-    with pytest.raises(sensor.CompileError, match="'convlstm'"):
-        sensor.compile(pixelrnn_tf.build_model(arch="convlstm"))
     with pytest.raises(sensor.CompileError, match="full precision"):
         sensor.compile(pixelrnn_tf.build_model(binary=False))
     tables = pixelrnn_tf.in_pixel_tables(_random_model("cnn"))
-    with pytest.raises(sensor.CompileError, match=r"\+-1"):
-        sensor.compile_tables(dataclasses.replace(tables, cnn_kernels=(np.zeros((5, 5, 1, 16)),)))
+    with pytest.raises(sensor.CompileError, match=r"\+-1 .* or -1, 0, \+1 \(ternary\)"):
+        sensor.compile_tables(dataclasses.replace(tables, cnn_kernels=(np.full((5, 5, 1, 16), 0.5),)))
 
 
 def test_a_program_calibrated_for_the_drift_cancels_it():
@@ -143,3 +204,41 @@ def test_a_program_calibrated_for_the_drift_cancels_it():
     assert calibrated_program.info["calibrated_for_drift"]
     # calibration is for a noise model with drift; without one the program is the exact one
     assert str(sensor.compile(model, input_white=5, drift="none")) == str(sensor.compile(model, input_white=5))
+
+
+def test_the_lstm_memory_calibrated_for_the_drift_keeps_its_sign():
+    """The memory c drifts by the offset of its two writes per frame; sign(c) at c = 0 then
+    flips. The calibrated program gives every pixel the same writes and cancels their offset, so
+    with drift alone it reads out what the Keras model does."""
+    model = _random_model("convlstm", thresholds=[1.5])
+    clips = _clips()
+    expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
+    preset = sensor.scamp5_noise()
+    drift = sensor.NoiseModel(drift_offset=preset.drift_offset, drift_gain=preset.drift_gain)
+    exact = sensor.Emulator(sensor.compile(model, input_white=5), noise=drift).run(clips)
+    calibrated = sensor.Emulator(sensor.compile(model, input_white=5, drift=drift), noise=drift).run(clips)
+    assert np.mean(exact.readouts == expected) < 0.9
+    np.testing.assert_array_equal(calibrated.readouts, expected)
+
+
+def test_batchnorm_folds_into_one_level_and_a_sign_per_channel_exactly():
+    """For every count a 5x5 binary kernel can sum, the folded test (s_k c >= first_k) passes
+    exactly where the BatchNorm formula (numpy, float64) followed by the ReLU and the channel's
+    threshold does; negative scales flip the channel, and channels that always or never pass are
+    kept as such."""
+    rng = np.random.default_rng(3)
+    model = pixelrnn_tf.build_model(arch="cnn", frames=2, window=2, cnn_batchnorm=True)
+    encoder = model.get_layer("in_pixel_cnn")
+    norm = encoder.batchnorm_layers[0]
+    _random_batchnorm(norm, rng)
+    theta = rng.uniform(-0.5, 2.0, 16)
+    theta[3], theta[5] = -0.2, 1e3  # channel 3 always passes (after the ReLU), channel 5 never
+    encoder.thresholds[0].assign(theta)
+    signs, first = pixelrnn_tf.encoders.fold_batchnorm(encoder, 0)
+    c = np.arange(-25, 26, dtype=np.float64)[:, None]
+    gamma, beta, mean, var = (np.asarray(v, np.float64) for v in (norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance))
+    y = gamma * (c - mean) / np.sqrt(var + norm.epsilon) + beta
+    expected = np.maximum(y, 0.0) >= theta
+    np.testing.assert_array_equal(signs * c >= first, expected)
+    assert set(signs) == {-1.0, 1.0}
+    assert first[3] == -np.inf and first[5] == np.inf and np.isfinite(first).sum() >= 10

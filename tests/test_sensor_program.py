@@ -47,7 +47,7 @@ def test_allocator_reuses_registers_of_dead_values():
 
 def test_allocator_refuses_too_many_live_values_and_names_the_step():
     steps = [I.in_(f"v{n}", n) for n in range(7)] + [I.add("s", "v0", "v1")] + [I.add("s", "s", f"v{n}") for n in range(2, 7)]
-    with pytest.raises(RegisterError, match=r"frame step 6: in\(v6, 6\) needs a analog register for 'v6'"):
+    with pytest.raises(RegisterError, match=r"frame step 6 \(stage s\): in\(v6, 6\) needs a analog register for 'v6'"):
         allocate_registers(_program(steps), Scamp5())
     # an array with more registers takes the same program
     bigger = ArrayConfig(name="8-register", analog_registers=tuple("ABCDEFGH"))
