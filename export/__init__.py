@@ -34,16 +34,19 @@ from export.sensor_tables import (  # noqa: E402
     weights_header,
     write_sensor_tables,
 )
+from export.tree import TREE_FILE, export_tree, read_tree  # noqa: E402
 
 __all__ = [
     "ExportError",
     "MANIFEST",
+    "TREE_FILE",
     "SPLITS",
     "cnn_slot_channels",
     "cnn_slot_table",
     "convert_int8",
     "export_decoder",
     "export_model",
+    "export_tree",
     "float_logits",
     "from_load_order",
     "load_data_file",
@@ -52,6 +55,7 @@ __all__ = [
     "load_source",
     "parse_splits",
     "read_sensor_tables",
+    "read_tree",
     "readout_shape",
     "readouts_of",
     "recurrent_slot_table",

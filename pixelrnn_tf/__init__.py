@@ -12,6 +12,7 @@ from pixelrnn_tf.accounting import InPixelAccount, account  # noqa: E402
 from pixelrnn_tf.config import ConfigError, ModelConfig  # noqa: E402
 from pixelrnn_tf.models import build_model, load_model, sensor_model  # noqa: E402
 from pixelrnn_tf.tables import InPixelTables, in_pixel_tables  # noqa: E402
+from pixelrnn_tf.tree import TreeNetwork, build_tree  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -21,9 +22,11 @@ __all__ = [
     "InPixelTables",
     "KerasVersionError",
     "ModelConfig",
+    "TreeNetwork",
     "account",
     "accounting",
     "build_model",
+    "build_tree",
     "cells",
     "decoders",
     "encoders",

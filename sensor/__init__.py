@@ -23,6 +23,7 @@ from sensor.machine import ArrayConfig, Scamp5  # noqa: E402
 from sensor.noise import NO_NOISE, NoiseModel, published_noise, resolve_noise, scamp5_noise  # noqa: E402
 from sensor.program import Program, RegisterError, allocate_registers  # noqa: E402
 from sensor.trace import write_trace  # noqa: E402
+from sensor.tree import TreeCost, TreeResult, run_tree  # noqa: E402
 
 __all__ = [
     "ArrayConfig",
@@ -35,6 +36,8 @@ __all__ = [
     "Program",
     "RegisterError",
     "Scamp5",
+    "TreeCost",
+    "TreeResult",
     "allocate_registers",
     "compile",
     "compile_tables",
@@ -44,6 +47,7 @@ __all__ = [
     "recurrent_gain",
     "published_noise",
     "resolve_noise",
+    "run_tree",
     "scamp5_noise",
     "write_trace",
 ]

@@ -163,6 +163,17 @@ def test_noise_only_in_training_unless_asked(rng):
     assert 0.8 < np.std(a - b) / np.sqrt(2) < 1.2  # two independent N(0, 1) draws
 
 
+def _bright_third_task(model, rng):
+    """48 clips (8 frames, 16x16) of a learnable task, the class says which third of the frame is
+    brighter; compiles `model` for it."""
+    labels = rng.integers(0, 3, 48)
+    clips = rng.standard_normal((48, 8, 16, 16, 1)).astype("float32")
+    for i, label in enumerate(labels):
+        clips[i, :, :, 5 * label : 5 * label + 6] += 1.5
+    model.compile(tf.keras.optimizers.Adam(0.02), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return clips, labels
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("zero_point", [False, True])
 def test_tiny_model_trains_and_binary_weights_flip_sign(zero_point, rng):
@@ -172,12 +183,7 @@ def test_tiny_model_trains_and_binary_weights_flip_sign(zero_point, rng):
     )
     cnn, cell = model.get_layer("in_pixel_cnn"), model.get_layer("recurrence").cell
     signs_before = [np.sign(cnn.kernels[0].numpy())] + [np.sign(v.numpy()) for v in cell.latent_kernels.values()]
-    # a learnable task: the class says which third of the frame is brighter
-    labels = rng.integers(0, 3, 48)
-    clips = rng.standard_normal((48, 8, 16, 16, 1)).astype("float32")
-    for i, label in enumerate(labels):
-        clips[i, :, :, 5 * label : 5 * label + 6] += 1.5
-    model.compile(tf.keras.optimizers.Adam(0.02), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clips, labels = _bright_third_task(model, rng)
     history = model.fit(clips, labels, epochs=6, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     signs_after = [np.sign(cnn.kernels[0].numpy())] + [np.sign(v.numpy()) for v in cell.latent_kernels.values()]
@@ -195,11 +201,7 @@ def test_batchnorm_encoder_trains_with_fit_its_statistics_and_per_channel_thresh
     model = pixelrnn_tf.build_model(frames=8, window=4, height=16, width=16, num_classes=3, cnn_batchnorm=True)
     cnn = model.get_layer("in_pixel_cnn")
     assert cnn.thresholds[0].shape == (16,) and cnn.in_pixel_parameters() == 400 + 16
-    labels = rng.integers(0, 3, 48)
-    clips = rng.standard_normal((48, 8, 16, 16, 1)).astype("float32")
-    for i, label in enumerate(labels):
-        clips[i, :, :, 5 * label : 5 * label + 6] += 1.5
-    model.compile(tf.keras.optimizers.Adam(0.02), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clips, labels = _bright_third_task(model, rng)
     history = model.fit(clips, labels, epochs=4, batch_size=8, verbose=0)
     norm = cnn.batchnorm_layers[0]
     assert np.abs(norm.moving_mean.numpy()).max() > 0.1 and np.abs(norm.moving_variance.numpy() - 1).max() > 0.1

@@ -186,16 +186,21 @@ def test_unsupported_models_are_refused():
         sensor.compile_tables(dataclasses.replace(tables, cnn_kernels=(np.full((5, 5, 1, 16), 0.5),)))
 
 
+def _under_drift(model):
+    """(clips, the Keras readouts, the SCAMP-5 preset's drift alone, the exact program's result under it)."""
+    clips = _clips()
+    preset = sensor.scamp5_noise()
+    drift = sensor.NoiseModel(drift_offset=preset.drift_offset, drift_gain=preset.drift_gain)
+    exact = sensor.Emulator(sensor.compile(model, input_white=5), noise=drift).run(clips)
+    return clips, pixelrnn_tf.sensor_model(model)(clips).numpy(), drift, exact
+
+
 def test_a_program_calibrated_for_the_drift_cancels_it():
     """Drift alone (the deterministic part of the SCAMP-5 preset) moves the exact program's
     readouts by several model units; the program calibrated for it reads out what the Keras
     model does, up to the per-row averaging of the pre-emphasis."""
     model = _random_model("pixelrnn", thresholds=[1.5])
-    clips = _clips()
-    expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
-    preset = sensor.scamp5_noise()
-    drift = sensor.NoiseModel(drift_offset=preset.drift_offset, drift_gain=preset.drift_gain)
-    exact = sensor.Emulator(sensor.compile(model, input_white=5), noise=drift).run(clips)
+    clips, expected, drift, exact = _under_drift(model)
     calibrated_program = sensor.compile(model, input_white=5, drift=drift)
     calibrated = sensor.Emulator(calibrated_program, noise=drift).run(clips)
     assert np.mean(exact.readouts - expected) < -3.0
@@ -211,11 +216,7 @@ def test_the_lstm_memory_calibrated_for_the_drift_keeps_its_sign():
     flips. The calibrated program gives every pixel the same writes and cancels their offset, so
     with drift alone it reads out what the Keras model does."""
     model = _random_model("convlstm", thresholds=[1.5])
-    clips = _clips()
-    expected = pixelrnn_tf.sensor_model(model)(clips).numpy()
-    preset = sensor.scamp5_noise()
-    drift = sensor.NoiseModel(drift_offset=preset.drift_offset, drift_gain=preset.drift_gain)
-    exact = sensor.Emulator(sensor.compile(model, input_white=5), noise=drift).run(clips)
+    clips, expected, drift, exact = _under_drift(model)
     calibrated = sensor.Emulator(sensor.compile(model, input_white=5, drift=drift), noise=drift).run(clips)
     assert np.mean(exact.readouts == expected) < 0.9
     np.testing.assert_array_equal(calibrated.readouts, expected)
