@@ -22,6 +22,7 @@ a 16-slot table too: PixelRNN's w_f, u_f, w_o, u_o in slots 5, 6, 9, 10, zeros e
 """
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -204,11 +205,14 @@ def _recurrent_entries(result, tables, levels):
     comparison = RECURRENT_COMPARISON.get(tables.arch)
     if comparison:
         thresholds[comparison] = levels.recurrent(f"{comparison}_threshold", tables.forget_threshold or 0.0)
-    # Not compiled for the sensor yet: their model values only, no level.
+    # The levels sensor.compiler compares at: the ternary output o > delta and o >= -delta on
+    # whole counts of the recurrent white; the difference camera's delta on the sampled frame.
     if tables.output_threshold is not None:
-        thresholds["output"] = {"model": float(tables.output_threshold), "sensor": None}
+        delta = float(tables.output_threshold)
+        thresholds["output"] = {**levels.recurrent("output_threshold", math.floor(delta) + 1), "model": delta}
+        thresholds["output_negative"] = levels.recurrent("-output_threshold", -delta)
     if tables.diff_threshold is not None:
-        thresholds["difference"] = {"model": float(tables.diff_threshold), "sensor": None}
+        thresholds["difference"] = levels.frame("diff_threshold", tables.diff_threshold)
 
 
 def cnn_slot_table(kernels):

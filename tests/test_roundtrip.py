@@ -130,3 +130,19 @@ def test_a_batchnorm_model_exports_a_level_per_channel_and_runs_from_its_files(t
     clips = rng.standard_normal((2, 4, 64, 64, 1)).astype("float32")
     result = sensor.Emulator(program, jit=False).run(clips)
     np.testing.assert_array_equal(result.readouts, pixelrnn_tf.sensor_model(model)(clips).numpy())
+
+
+@pytest.mark.parametrize("arch, options", [("pixelrnn", {"output_threshold": 1.5}), ("diff", {"diff_threshold": 0.35})])
+def test_ternary_output_and_difference_levels_are_exported_as_the_program_compares(arch, options, tmp_path):
+    """PixelRNN's ternary output compares o > 1.5 (o >= 2: level ceil(2 (2 - 1/2)) = 3) and
+    o >= -1.5 (o >= -1: level -3); the difference camera compares the frame at 16 x 0.35."""
+    model = pixelrnn_tf.build_model(arch=arch, frames=4, window=2, **options)
+    export.export_model(model, tmp_path / "out", splits=("sensor",), input_white=5)
+    written = json.loads((tmp_path / "out" / "sensor" / "weights.json").read_text())["recurrent_thresholds"]
+    program = sensor.compile(model, input_white=5)
+    if arch == "pixelrnn":
+        assert (written["output"]["sensor"], written["output_negative"]["sensor"]) == program.info["levels"]["output"] == (3, -3)
+    else:
+        assert written["difference"]["sensor"] == program.info["levels"]["diff"] == pytest.approx(16 * 0.35)
+    exported = sensor.compile_tables(export.load_in_pixel_tables(tmp_path / "out" / "sensor"), input_white=5)
+    assert str(exported) == str(program)
