@@ -61,11 +61,12 @@ def cnn_slot_channels(grid=4):
 
 
 def _binary_kernel(value, what):
+    """+-1 (binary) or -1, 0, +1 (ternary: a 0 tap adds nothing on the sensor) as int8."""
     value = np.asarray(value, dtype=np.float64)
-    if not np.all(np.abs(value) == 1.0):
+    if not np.all(np.isin(value, (-1.0, 0.0, 1.0))):
         raise ExportError(
-            f"{what} has non-binary weights (values other than +-1); sensor tables need a model built "
-            "with binary=True."
+            f"{what} has non-binary weights (values other than +-1, or -1, 0, +1 for ternary); sensor tables "
+            "need a model built with binary=True."
         )
     return value.astype(np.int8)
 

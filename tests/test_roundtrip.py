@@ -146,3 +146,16 @@ def test_ternary_output_and_difference_levels_are_exported_as_the_program_compar
         assert written["difference"]["sensor"] == program.info["levels"]["diff"] == pytest.approx(16 * 0.35)
     exported = sensor.compile_tables(export.load_in_pixel_tables(tmp_path / "out" / "sensor"), input_white=5)
     assert str(exported) == str(program)
+
+
+def test_a_ternary_model_exports_its_zero_taps_and_runs_from_its_files(tmp_path):
+    tf.keras.utils.set_random_seed(5)
+    model = pixelrnn_tf.build_model(arch="srnn", frames=4, window=2, kernel_quantizer="ste_ternary")
+    for variable in model.trainable_variables:  # latent weights across the dead zone
+        if "kernel" in variable.name and variable.shape.rank == 4:
+            variable.assign(np.random.default_rng(5).uniform(-1, 1, variable.shape))
+    export.export_model(model, tmp_path / "out", splits=("sensor",), input_white=5)
+    tables = export.load_in_pixel_tables(tmp_path / "out" / "sensor")
+    assert 0.3 < np.mean(tables.cnn_kernels[0] == 0) < 0.7
+    program = sensor.compile_tables(tables, input_white=5)
+    assert str(program) == str(sensor.compile(model, input_white=5))
