@@ -2,12 +2,13 @@
 
 Trains, with model.fit, (a) one in-pixel model on all 8 classes (2 scales x 4 orientations) of
 training.synthetic_orientations and (b) a tree (pixelrnn_tf.tree) whose root tells the scale
-from the first window and whose children tell the orientation at their scale from the second; every node is the same model as (a) (CNN, cell, window, readout), with fewer
-outputs. Prints test accuracy per seed for both (the tree's as the sensor runs it: the root's
+from the first window and whose children tell the orientation at their scale from the second;
+every node is the same model as (a) (CNN, cell, window, readout), with fewer outputs. Prints test accuracy per seed for both (the tree's as the sensor runs it: the root's
 argmax routes, one child classifies), the tree emulated on SCAMP-5 (noise off) on test clips, and
 the tree's cost per node: instructions and chip time per frame and the weight reload.
 
-    python benchmarks/bench_tree.py [--train 768] [--test 256] [--epochs 8] [--seeds 0 1] [--readout-pool 16]
+    python benchmarks/bench_tree.py [--train 768] [--test 256] [--epochs 20] [--seeds 0 1 2 3 4]
+                                   [--readout-pool 32] [--decoder reference|linear] [--lr 0.01]
 """
 
 import argparse
@@ -30,7 +31,9 @@ from training import synthetic_orientations as task  # noqa: E402
 
 
 def node_config(args):
-    return dict(arch=args.arch, cnn_layers=1, frames=2 * args.window, window=args.window, readout_pool=args.readout_pool)
+    return dict(
+        arch=args.arch, cnn_layers=1, frames=2 * args.window, window=args.window, readout_pool=args.readout_pool, decoder=args.decoder
+    )
 
 
 def train(model, clips, labels, args):
@@ -45,12 +48,13 @@ def main(argv=None):
     parser.add_argument("--train", type=int, default=768)
     parser.add_argument("--test", type=int, default=256)
     parser.add_argument("--emulate", type=int, default=64, help="test clips run on the emulated sensor")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--arch", default="pixelrnn")
     parser.add_argument("--window", type=int, default=4)
-    parser.add_argument("--readout-pool", type=int, default=16)
+    parser.add_argument("--readout-pool", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--decoder", default="reference", help="linear or reference (with BatchNorm)")
     args = parser.parse_args(argv)
     frames = 2 * args.window
     train_x, train_y = task.generate(args.train, frames, seed=1)
