@@ -103,20 +103,22 @@ def test_the_emulated_tree_routes_and_classifies_as_the_keras_tree(tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "keep"
 
 
-def test_grating_clips_show_their_class_scale_and_angle_in_the_spectrum():
+@pytest.mark.parametrize("scales", [2, 4])
+def test_grating_clips_show_their_class_scale_and_angle_in_the_spectrum(scales):
     """The strongest spatial frequency of every frame points along the class's orientation
-    (o x 45 degrees) at the class's period (fine 4-5 px, coarse 10-13 px), the oracle being the
-    2-D Fourier transform of a 64x64 frame (frequency bins of 1/64)."""
-    clips, labels = synthetic_orientations.generate(16, frames=2, seed=3)
-    assert np.bincount(labels).tolist() == [2] * 8 and clips.min() >= -1 and clips.max() <= 1
+    (o x 45 degrees) at the class's period, the oracle being the 2-D Fourier transform of a
+    64x64 frame (frequency bins of 1/64)."""
+    clips, labels = synthetic_orientations.generate(8 * scales, frames=2, seed=3, scales=scales)
+    assert np.bincount(labels).tolist() == [2] * (4 * scales) and clips.min() >= -1 and clips.max() <= 1
+    assert [c for group in synthetic_orientations.groups(scales) for c in group] == list(range(4 * scales))
     for clip, label in zip(clips, labels):
         spectrum = np.abs(np.fft.fftshift(np.fft.fft2(clip[0, :, :, 0] - clip[0].mean())))
         fy, fx = np.unravel_index(np.argmax(spectrum), spectrum.shape)
         angle = np.degrees(np.arctan2(fy - 32, fx - 32)) % 180
         expected = synthetic_orientations.orientation_degrees(label)
         assert min(abs(angle - expected), 180 - abs(angle - expected)) < 12, (label, angle)
-        low, high = synthetic_orientations.PERIODS[label // 4]
+        low, high = synthetic_orientations.periods(scales)[label // 4]
         period = 64 / np.hypot(fy - 32, fx - 32)
-        assert 0.8 * low < period < 1.25 * high, (label, period)
-    again, _ = synthetic_orientations.generate(16, frames=2, seed=3)
+        assert 0.85 * low < period < 1.2 * high, (label, period)
+    again, _ = synthetic_orientations.generate(8 * scales, frames=2, seed=3, scales=scales)
     np.testing.assert_array_equal(again, clips)
