@@ -754,13 +754,8 @@ class _Builder:
         if level is None:
             self.emit(I.dset(dst))
             return
-        if self.calibration:
-            level = self.calibration.comparator_load(level + self.calibration.offset(self.acc_writes))
-        self.emit(I.in_("ct", level))
-        self.emit(I.sub("tmp", "acc", "ct"))
-        self.emit(I.where("tmp"))
-        self.emit(I.dmov(dst, "FLAG"))
-        self.emit(I.all_())
+        # calibrated, acc carries the known offset of the convolution's writes
+        self.threshold_register(dst, "acc", level + self.accumulated_offset())
 
     def pool_or(self, g):
         """g at each block anchor := OR of its pool x pool block (max-pool of thresholded bits)."""
