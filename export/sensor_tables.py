@@ -22,7 +22,6 @@ a 16-slot table too: PixelRNN's w_f, u_f, w_o, u_o in slots 5, 6, 9, 10, zeros e
 """
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 
 from pixelrnn_tf.tables import ChannelLevels, InPixelTables, in_pixel_tables
 from sensor import INPUT_SCALE, CompileError, Scamp5, default_recurrent_white
-from sensor.levels import checked_count_level, checked_frame_level
+from sensor.levels import NEVER, checked_channel_levels, checked_count_level, checked_frame_level, checked_ternary_levels
 
 from export.errors import ExportError
 
@@ -41,7 +40,7 @@ READABLE_FORMATS = ("pixelrnn-sensor-tables/1", FORMAT)
 # 10; cells with more gates (ConvGRU 3, ConvLSTM 4) continue in the outer slots.
 RECURRENT_SLOT_ORDER = (5, 6, 9, 10, 1, 2, 13, 14, 4, 7, 8, 11)
 # The recurrent comparison each compiled cell makes, by the name its threshold has in the table.
-RECURRENT_COMPARISON = {"pixelrnn": "forget", "srnn": "hidden"}
+RECURRENT_COMPARISON = {"pixelrnn": "forget", "srnn": "hidden", "convlstm": "gate", "convgru": "gate", "mgu": "gate"}
 
 
 def load_order(kernel):
@@ -94,17 +93,16 @@ class _Levels:
         """A BatchNorm-folded layer: per channel the first passing count ("always", "never") and
         its level; a channel that always passes compares at the range's lowest value, one that
         never does one above its highest, so every channel is one comparison with its level."""
-        model, sensor = [], []
-        for k, first in enumerate(levels):
-            if np.isinf(first):
-                model.append("always" if first < 0 else "never")
-                sensor.append(int(self.array.analog_min) if first < 0 else int(self.array.analog_max) + 1)
-            else:
-                model.append(float(first))
-                sensor.append(self._checked(checked_count_level, f"{name}[{k}] (BatchNorm folded)", first, self.input_white, self.array))
+        compared = self._checked(checked_channel_levels, name, levels, self.input_white, self.array)
+        model = [("always" if f < 0 else "never") if np.isinf(f) else float(f) for f in levels]
+        edges = {None: int(self.array.analog_min), NEVER: int(self.array.analog_max) + 1}
+        sensor = [edges[level] if level is None or level is NEVER else level for level in compared]
         flipped = [k for k, sign in enumerate(levels.signs) if sign < 0]
         return {"model": model, "sensor": sensor, "flipped_channels": flipped,
                 "rule": "channel k passes where input_white * c >= sensor[k], c its flipped kernel's count (no ReLU)"}
+
+    def ternary(self, name, delta):
+        return self._checked(checked_ternary_levels, name, delta, self.recurrent_white, self.array, option="--recurrent-white")
 
     def recurrent(self, name, theta):
         level = self._checked(
@@ -210,8 +208,9 @@ def _recurrent_entries(result, tables, levels):
     # whole counts of the recurrent white; the difference camera's delta on the sampled frame.
     if tables.output_threshold is not None:
         delta = float(tables.output_threshold)
-        thresholds["output"] = {**levels.recurrent("output_threshold", math.floor(delta) + 1), "model": delta}
-        thresholds["output_negative"] = levels.recurrent("-output_threshold", -delta)
+        positive, negative = levels.ternary("output_threshold", delta)
+        thresholds["output"] = {"model": delta, "sensor": positive}
+        thresholds["output_negative"] = {"model": -delta, "sensor": negative}
     if tables.diff_threshold is not None:
         thresholds["difference"] = levels.frame("diff_threshold", tables.diff_threshold)
 

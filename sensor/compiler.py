@@ -65,13 +65,12 @@ import numpy as np
 from pixelrnn_tf.tables import ChannelLevels, in_pixel_tables
 from sensor import instructions as I
 from sensor.errors import CompileError
-from sensor.levels import checked_count_level, checked_frame_level, count_level
+from sensor.levels import NEVER, checked_channel_levels, checked_count_level, checked_frame_level, checked_ternary_levels, count_level
 from sensor.machine import Scamp5
 from sensor.program import Program
 
 SUPPORTED = ("pixelrnn", "convlstm", "convgru", "mgu", "srnn", "cnn", "raw", "diff")
 CAMERAS = ("raw", "diff")
-NEVER = "never"  # a BatchNorm-folded channel that no count passes
 # Elements of the recurrent step: gate g of a cell runs in element (0, g), all gates at once; a
 # gate that sees another gate's result (GRU's and MGU's candidate) runs afterwards in (0, 0).
 GATE_ELEMENTS = {
@@ -158,7 +157,8 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None, dr
     if kernels:
         layout = _Layout(config, int(math.isqrt(kernels[0].shape[-1])), int(tables.pool_size), kernels[0].shape[0])
     else:  # a camera's frame fills one element of a grid of frame-sized elements
-        grid = config.height // (tables.frame_shape[0] if tables.frame_shape else config.height // 4)
+        frame = tables.frame_shape[0] if tables.frame_shape else config.height // 4
+        grid = config.height // frame
         layout = _Layout(config, grid, grid, tables.kernel_size)
     if recurrent_white is None:
         recurrent_white = default_recurrent_white(layout.kernel, config)
@@ -180,11 +180,7 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None, dr
             + ("." if fits >= 1 else ", or a shorter window.")
         )
     if arch == "pixelrnn" and tables.output_threshold is not None:
-        delta = float(tables.output_threshold)
-        levels["output"] = (  # o > delta and o >= -delta, on integer counts
-            checked_count_level("output_threshold", math.floor(delta) + 1, recurrent_white, config, option="--recurrent-white"),
-            checked_count_level("-output_threshold", -delta, recurrent_white, config, option="--recurrent-white"),
-        )
+        levels["output"] = checked_ternary_levels("output_threshold", tables.output_threshold, recurrent_white, config)
     if arch == "diff":
         levels["diff"] = checked_frame_level("diff_threshold", tables.diff_threshold or 0.0, input_scale, config)
     b = _Builder(config, layout, _calibration(drift, config))
@@ -218,17 +214,10 @@ def compile_tables(tables, input_white=10, recurrent_white=None, config=None, dr
 
 def _cnn_level(layer, theta, white, config):
     """The comparator level of a CNN layer: one level (a scalar threshold after the ReLU), or with
-    BatchNorm folded (ChannelLevels) a list with one per channel: an integer, None where every
-    count passes (the bits are set) or NEVER where none does (cleared)."""
-    if not isinstance(theta, ChannelLevels):
-        return checked_count_level(f"theta_{layer + 1}", theta, white, config, relu=True)
-    levels = []
-    for k, first in enumerate(theta):
-        if math.isinf(first):
-            levels.append(None if first < 0 else NEVER)
-        else:
-            levels.append(checked_count_level(f"theta_{layer + 1}[{k}] (BatchNorm folded)", first, white, config))
-    return levels
+    BatchNorm folded (ChannelLevels) one per channel (sensor.levels.checked_channel_levels)."""
+    if isinstance(theta, ChannelLevels):
+        return checked_channel_levels(f"theta_{layer + 1}", theta, white, config)
+    return checked_count_level(f"theta_{layer + 1}", theta, white, config, relu=True)
 
 
 def _calibration(drift, config):

@@ -25,6 +25,8 @@ import math
 
 from sensor.errors import CompileError
 
+NEVER = "never"  # a BatchNorm-folded channel that no count passes
+
 
 def count_level(theta, white, relu=False):
     """The integer level L with white * c >= L exactly when the count c >= theta, for every integer
@@ -69,3 +71,25 @@ def checked_frame_level(name, theta, input_scale, config):
 def _in_range(level, config):
     # the lowest value is excluded: an accumulator clipped there could have been lower
     return config.analog_min < level <= config.analog_max
+
+
+def checked_ternary_levels(name, delta, white, config, option="--recurrent-white"):
+    """(L+, L-) of a ternary output ternary(c, delta) on whole counts c: +1 where white * c >= L+
+    (c > delta), -1 where white * c < L- (c < -delta), 0 between."""
+    delta = float(delta)
+    return (
+        checked_count_level(name, math.floor(delta) + 1, white, config, option=option),
+        checked_count_level(f"-{name}", -delta, white, config, option=option),
+    )
+
+
+def checked_channel_levels(name, first_counts, white, config):
+    """The levels of a BatchNorm-folded layer (pixelrnn_tf.tables.ChannelLevels): per channel the
+    level of its first passing count, None where every count passes, NEVER where none does."""
+    levels = []
+    for k, first in enumerate(first_counts):
+        if math.isinf(first):
+            levels.append(None if first < 0 else NEVER)
+        else:
+            levels.append(checked_count_level(f"{name}[{k}] (BatchNorm folded)", first, white, config))
+    return levels
