@@ -29,6 +29,7 @@ A cell is also a Keras RNN cell: `cell(x, states)` runs one step.
 
 from pixelrnn_tf import quantizers
 from pixelrnn_tf._keras import tf
+from pixelrnn_tf.forget_chain import BlockLayout, forget_chain
 from pixelrnn_tf.layers import FLOAT_BITS, InPixelConv2D, LearnedScalar
 from pixelrnn_tf.noise import add_analog_noise, check_stddev
 
@@ -191,6 +192,20 @@ class InPixelCell(tf.keras.Model):
         Returns (output, new states)."""
         raise NotImplementedError
 
+    def run_window(self, x, training):
+        """The K steps of every window in x (N, K, H, W, C) from the initial state: the output of
+        the last step, or of every step stacked on axis 1 (readout_every_frame). The forward
+        kernels are computed once for all steps."""
+        window = x.shape[1]
+        kernels = self.forward_kernels()
+        states = self.get_initial_state(batch_size=tf.shape(x)[0], dtype=x.dtype)
+        outputs = []
+        # unstack, not x[:, t]: the gradient of a slice writes a zero tensor of the whole window
+        for x_t in tf.unstack(x, num=window, axis=1):
+            out, states = self.step(x_t, states, kernels, training)
+            outputs.append(out)
+        return tf.stack(outputs, axis=1) if self.readout_every_frame else outputs[-1]
+
     # Accounting (see pixelrnn_tf.accounting); analog_bits: what one analog value costs the array.
     def in_pixel_parameters(self):
         return sum(int(layer.kernel.shape.num_elements()) for layer in self.kernel_layers.values()) if self.built else 0
@@ -288,6 +303,36 @@ class PixelRNNCell(InPixelCell):
         z_f, z_o = _gates(self.gate_preactivations(x, h, kernels))
         f = self._forget(z_f, training)
         return self._output(z_o), [f * h]
+
+    def _forget_activation(self):
+        """psi_f, where the window's hand-written gradient (forget_chain) can take it: an
+        element-wise quantizer with no random draw, or the sigmoid; None otherwise."""
+        if not self.binary:
+            return tf.sigmoid
+        return self.activation_quantizer if getattr(self.activation_quantizer, "elementwise", False) else None
+
+    def run_window(self, x, training):
+        """The readout of every window, by pixelrnn_tf.forget_chain (the same sums as `step`, in
+        a few large operations); other forget quantizers take the step-by-step loop."""
+        activation = self._forget_activation()
+        if activation is None:
+            return super().run_window(x, training)
+        window = x.shape[1]
+        layout = BlockLayout.fastest(self.height, self.width, self.kernel_size)
+        kernels = {name: layout.kernel(self.kernel(name)) for name in self.kernel_layers}
+        head, last = tf.split(x, [window - 1, 1], axis=1)
+        last = layout.planes(last[:, 0])
+        h = tf.ones_like(last[..., : layout.block**2])
+        if window > 1:
+            shape = tf.shape(head)
+            frames = tf.reshape(tf.transpose(head, [1, 0, 2, 3, 4]), tf.concat([[-1], shape[2:]], axis=0))
+            theta = tf.zeros([], x.dtype) if self.theta is None else self.theta
+            h = forget_chain(
+                layout.planes(frames), kernels["w_f"], kernels["u_f"], theta, window - 1, activation,
+                lambda q: self.noisy(q, training),
+            )
+        z_o = tf.nn.conv2d(tf.concat([last, h], -1), tf.concat([kernels["w_o"], kernels["u_o"]], 2), 1, "SAME")
+        return layout.pixels(self._output(z_o))
 
     def in_pixel_parameters(self):
         return super().in_pixel_parameters() + (1 if self.forget_threshold else 0)

@@ -84,7 +84,13 @@ def ste_ternary(x, threshold=0.5, clip_value=1.0):
 
 
 class _PixelQuantizer(lq.quantizers.Quantizer):
-    """Base: quantizers hold no weights, so Keras never tracks anything inside them."""
+    """Base: quantizers hold no weights, so Keras never tracks anything inside them.
+
+    elementwise: each output and its gradient depend only on the input at that element, with no
+    random draw, so a hand-written gradient may take the quantizer's derivative for many inputs
+    at once (pixelrnn_tf.forget_chain)."""
+
+    elementwise = True
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -135,6 +141,7 @@ class StochasticSign(_PixelQuantizer):
     training; deterministic sign at inference. Straight-through gradient."""
 
     precision = 1
+    elementwise = False  # draws noise in training
 
     def __init__(self, clip_value=1.0, **kwargs):
         self.clip_value = clip_value
@@ -199,6 +206,8 @@ class GumbelSoftmaxQuantizer(_PixelQuantizer):
     added and y_soft = softmax((logits + g) / temperature); the forward value is the hard level
     of argmax, the gradient that of sum(y_soft * v) (straight-through). At inference no noise.
     """
+
+    elementwise = False  # draws Gumbel noise in training
 
     def __init__(self, levels=2, temperature=1.0, threshold=0.5, **kwargs):
         if levels not in (2, 3):

@@ -19,8 +19,7 @@ class InPixelRecurrence(tf.keras.Model):
 
     Output (B, T/K, H, W, 1) for cells read out once per window, (B, T/K, H, W, K) for cells read
     out every frame (the K frames of a window stacked as channels). The windows of a clip run as
-    one batch; the K steps of a window are unrolled in the graph (K is small and fixed), with the
-    cell's forward kernels computed once per window.
+    one batch through the cell's `run_window` (K steps unrolled in the graph, K small and fixed).
     A Keras Model, so that larq's profile reaches the cell's kernel layers.
     """
 
@@ -53,23 +52,11 @@ class InPixelRecurrence(tf.keras.Model):
         if self.cell.stateless:
             out = x if self.cell.readout_every_frame else tf.unstack(x, num=self.window, axis=1)[-1]
         else:
-            out = self._run_window(x, bool(training))
+            out = self.cell.run_window(x, bool(training))
         if self.cell.readout_every_frame:
             # (B*W, K, H, Wd, 1) -> (B*W, H, Wd, K): the window's frames as channels
             out = tf.transpose(out[..., 0], [0, 2, 3, 1])
         return tf.reshape(out, tf.concat([[batch, windows], tf.shape(out)[1:]], axis=0))
-
-    def _run_window(self, x, training):
-        """The K steps of every window in x (N, K, H, W, C): the last output, or all of them."""
-        cell = self.cell
-        kernels = cell.forward_kernels()
-        states = cell.get_initial_state(batch_size=tf.shape(x)[0], dtype=x.dtype)
-        outputs = []
-        # unstack, not x[:, t]: the gradient of a slice writes a zero tensor of the whole window
-        for x_t in tf.unstack(x, num=self.window, axis=1):
-            out, states = cell.step(x_t, states, kernels, training)
-            outputs.append(out)
-        return tf.stack(outputs, axis=1) if cell.readout_every_frame else outputs[-1]
 
     def compute_output_shape(self, input_shape):
         b, t, h, w, _ = input_shape
