@@ -24,7 +24,9 @@ x, u_g over h), built once per window from the forward (quantised) kernels; on a
 convolution costs about what its dispatch costs, so one beats eight. GRU's and MGU's candidate
 sees r . h or f . h, known only after the gates: its hidden kernel runs on its own. The sums are
 of +-1 products, so the binary cells compute exactly what gate-by-gate convolutions compute.
-A cell is also a Keras RNN cell: `cell(x, states)` runs one step.
+A cell is also a Keras RNN cell: `cell(x, states)` runs one step. `run_window` runs a window of
+K steps; PixelRNN's runs as one sign-flip chain with a hand-written gradient
+(pixelrnn_tf.forget_chain), the others step by step.
 """
 
 from pixelrnn_tf import quantizers
